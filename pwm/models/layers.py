@@ -1,0 +1,134 @@
+"""Building blocks of the TD-MPC2 world model.
+
+Module and attribute names are chosen so that ``state_dict`` keys equal the official checkpoint keys
+(``<prefix>.{i}.weight``, ``<prefix>.{i}.ln.weight``, ``_Qs.params.{i}.weight`` ...); the checkpoint converters
+rely on it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SimNorm(nn.Module):
+    """Simplicial normalisation: softmax over consecutive groups of ``dim`` features."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        return F.softmax(x.unflatten(-1, (-1, self.dim)), dim=-1).view(shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class NormedLinear(nn.Linear):
+    """Linear -> optional Dropout -> LayerNorm (child ``ln``) -> activation (Mish unless given)."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0, act: nn.Module | None = None):
+        super().__init__(in_features, out_features)
+        self.ln = nn.LayerNorm(out_features)
+        self.act = act if act is not None else nn.Mish()
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.act(self.ln(x))
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, act: nn.Module | None = None, dropout: float = 0.0):
+    """NormedLinear(Mish) per hidden layer, then NormedLinear(act) if ``act`` is given, else a plain Linear.
+
+    Dropout applies to the first layer only, as in TD-MPC2.
+    """
+    dims = [in_dim, *hidden]
+    layers: list[nn.Module] = [
+        NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0) for i in range(len(hidden))
+    ]
+    layers.append(NormedLinear(dims[-1], out_dim, act=act) if act is not None else nn.Linear(dims[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+class _EnsembleLayerNorm(nn.Module):
+    def __init__(self, members: int, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, features))
+        self.bias = nn.Parameter(torch.zeros(members, features))
+
+
+class _EnsembleLinear(nn.Module):
+    """Parameters of one layer of ``members`` stacked MLPs; ``ln`` is absent on the output layer."""
+
+    def __init__(self, members: int, in_features: int, out_features: int, normed: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(members, out_features))
+        self.ln = _EnsembleLayerNorm(members, out_features) if normed else None
+
+
+class QEnsemble(nn.Module):
+    """``members`` copies of ``mlp(in_dim, hidden, out_dim, dropout=dropout)`` evaluated with batched matmuls.
+
+    Parameters are stacked along a leading member axis (``params.{layer}.weight [K, out, in]``), which is the
+    official checkpoint layout. ``members`` selects a subset so that min/avg targets evaluate only the two
+    members they use.
+    """
+
+    def __init__(self, members: int, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.num_members = members
+        self.dropout = dropout
+        self.params = nn.ModuleList(
+            _EnsembleLinear(members, dims[i], dims[i + 1], normed=i < len(hidden)) for i in range(len(dims) - 1)
+        )
+
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None, detach: bool = False) -> torch.Tensor:
+        """``x [..., in] -> [K, ..., out]`` for the selected members (all by default).
+
+        ``detach=True`` uses parameter values without recording gradients for them (the policy-prior update
+        must move the policy only).
+        """
+        lead = x.shape[:-1]
+        h: torch.Tensor = x.reshape(-1, x.shape[-1])
+        for i, layer in enumerate(self.params):
+            w, b = layer.weight, layer.bias
+            if members is not None:
+                w, b = w[members], b[members]
+            if detach:
+                w, b = w.detach(), b.detach()
+            if i == 0:  # shared input: one large GEMM for all members
+                k, out = w.shape[0], w.shape[1]
+                h = (h @ w.reshape(k * out, -1).T).view(-1, k, out).transpose(0, 1) + b.unsqueeze(1)
+            else:
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if layer.ln is None:
+                continue
+            if i == 0 and self.dropout:
+                h = F.dropout(h, self.dropout, self.training)
+            g, beta = layer.ln.weight, layer.ln.bias
+            if members is not None:
+                g, beta = g[members], beta[members]
+            if detach:
+                g, beta = g.detach(), beta.detach()
+            h = F.mish(torch.addcmul(beta.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), g.unsqueeze(1)))
+        return h.view(h.shape[0], *lead, h.shape[-1])
+
+
+def init_weights(module: nn.Module) -> None:
+    """TD-MPC2 init: truncated-normal(0.02) Linear weights, zero biases, U(-0.02, 0.02) embeddings."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, _EnsembleLinear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.uniform_(module.weight, -0.02, 0.02)
