@@ -97,7 +97,7 @@ def test_q_ensemble_matches_per_member_loop():
     out = model.Q(z, a, task, "all")
     for k in range(5):
         h = x
-        for i, layer in enumerate(model._Qs.params):
+        for layer in model._Qs.params:
             h = h @ layer.weight[k].T + layer.bias[k]
             if layer.ln is not None:
                 h = torch.nn.functional.layer_norm(h, h.shape[-1:], layer.ln.weight[k], layer.ln.bias[k])
