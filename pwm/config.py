@@ -117,3 +117,89 @@ def _check_world_model(cfg: WorldModelConfig) -> None:
         raise ConfigError(f"world_model.action_dims has {len(cfg.action_dims)} entries but num_tasks={cfg.num_tasks}")
     if any(not 0 < a <= cfg.action_dim for a in cfg.action_dims):
         raise ConfigError(f"world_model.action_dims={cfg.action_dims} must lie in 1..action_dim={cfg.action_dim}")
+
+
+@dataclass
+class TDMPC2Config:
+    """World-model training hyperparameters (TD-MPC2 defaults; PWM trains its world models with H=16, rho=0.99)."""
+
+    batch_size: int = 256
+    horizon: int = 3
+    """Length H of the latent rollout in the losses (windows hold H+1 observations)."""
+    rho: float = 0.5
+    """Temporal weight: loss at step t is scaled by rho**t."""
+    lr: float = 3e-4
+    enc_lr_scale: float = 0.3
+    grad_clip_norm: float = 20.0
+    consistency_coef: float = 20.0
+    reward_coef: float = 0.1
+    value_coef: float = 0.1
+    tau: float = 0.01
+    """Polyak rate of the target Q ensemble."""
+    entropy_coef: float = 1e-4
+    discount: float | None = None
+    """Fixed discount; ``None`` uses TD-MPC2's per-task heuristic from episode lengths."""
+
+    def check(self) -> None:
+        if self.horizon < 1:
+            raise ConfigError(f"horizon={self.horizon} must be at least 1")
+        if not 0 < self.rho <= 1:
+            raise ConfigError(f"rho={self.rho} must lie in (0, 1]")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be positive")
+        if self.discount is not None and not 0 < self.discount <= 1:
+            raise ConfigError(f"discount={self.discount} must lie in (0, 1]")
+
+
+@dataclass
+class LoggerConfig:
+    """Where metrics go: always CSV/JSONL in the run directory; wandb offline unless ``wandb_mode=online``."""
+
+    wandb: bool = True
+    wandb_mode: str = "offline"
+    project: str = "pwm"
+    entity: str | None = None
+    group: str | None = None
+    log_every: int = 50
+    """Steps between metric rows (values are averaged over the interval)."""
+    progress: bool = True
+    """Show a progress bar on a terminal."""
+
+
+@dataclass
+class TrainWorldModelConfig:
+    """``scripts/train_world_model.py``: offline TD-MPC2 world-model training on a dataset directory."""
+
+    task: str = "mt30"
+    """``mt30``, ``mt80`` or one task name (its episodes are selected out of the data)."""
+    data_dir: str = "???"
+    """Directory of dataset chunks in the official layout (``chunk_*.pt``), e.g. from scripts/make_dataset.py."""
+    run_dir: str | None = None
+    """Output directory; default: Hydra's run directory. Rerunning with the same run_dir resumes."""
+    steps: int = 1000
+    seed: int = 1
+    device: str = "auto"
+    threads: int | None = None
+    """torch CPU threads; None leaves torch's default."""
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    tdmpc2: TDMPC2Config = field(default_factory=TDMPC2Config)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def check(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"steps={self.steps} must be positive")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every={self.checkpoint_every} must be positive")
+        self.tdmpc2.check()
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (YAML files in cfg/ extend them by name)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_train_world_model", node=TrainWorldModelConfig)
+    cs.store(group="world_model", name="base_world_model", node=WorldModelConfig)
+    cs.store(group="tdmpc2", name="base_tdmpc2", node=TDMPC2Config)

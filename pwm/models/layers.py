@@ -97,29 +97,54 @@ class QEnsemble(nn.Module):
         must move the policy only).
         """
         lead = x.shape[:-1]
-        h: torch.Tensor = x.reshape(-1, x.shape[-1])
+        h = x.reshape(-1, x.shape[-1])
         for i, layer in enumerate(self.params):
-            w, b = layer.weight, layer.bias
-            if members is not None:
-                w, b = w[members], b[members]
-            if detach:
-                w, b = w.detach(), b.detach()
-            if i == 0:  # shared input: one large GEMM for all members
-                k, out = w.shape[0], w.shape[1]
-                h = (h @ w.reshape(k * out, -1).T).view(-1, k, out).transpose(0, 1) + b.unsqueeze(1)
+            w, b, ln = self._layer_params(layer, members, detach)
+            if i == 0:
+                h = self._first_layer(h, w, b)
             else:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-            if layer.ln is None:
-                continue
-            if i == 0 and self.dropout:
-                h = F.dropout(h, self.dropout, self.training)
-            g, beta = layer.ln.weight, layer.ln.bias
-            if members is not None:
-                g, beta = g[members], beta[members]
-            if detach:
-                g, beta = g.detach(), beta.detach()
-            h = F.mish(torch.addcmul(beta.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), g.unsqueeze(1)))
+            if ln is not None:
+                g, beta = ln
+                h = F.mish(torch.addcmul(beta.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), g.unsqueeze(1)))
         return h.view(h.shape[0], *lead, h.shape[-1])
+
+    @staticmethod
+    def _layer_params(layer: _EnsembleLinear, members: torch.Tensor | None, detach: bool):
+        tensors = [layer.weight, layer.bias]
+        if layer.ln is not None:
+            tensors += [layer.ln.weight, layer.ln.bias]
+        if members is not None:
+            tensors = [t[members] for t in tensors]
+        if detach:
+            tensors = [t.detach() for t in tensors]
+        return tensors[0], tensors[1], (tensors[2:] if layer.ln is not None else None)
+
+    def _first_layer(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Shared input: one GEMM for all members, then dropout, returned member-major ``[K, N, out]``.
+
+        Dropout scales the weights by 1/(1-p) (cheap: weights are small) and zeroes positions drawn as
+        geometric gaps, an exact Bernoulli(p) process that costs ~p·N random numbers instead of N.
+        """
+        k, out = w.shape[0], w.shape[1]
+        p = self.dropout if self.training else 0.0
+        if p:
+            w, b = w / (1 - p), b / (1 - p)
+        y = torch.addmm(b.reshape(-1), h, w.reshape(k * out, -1).T)
+        if p:
+            y.view(-1).index_fill_(0, bernoulli_positions(y.numel(), p, y.device), 0.0)
+        return y.view(-1, k, out).transpose(0, 1).contiguous()
+
+
+def bernoulli_positions(n: int, p: float, device: torch.device) -> torch.Tensor:
+    """Indices in ``[0, n)`` each included independently with probability ``p`` (cumulative geometric gaps)."""
+    mean = n * p
+    draws = int(mean + 8 * mean**0.5 + 16)
+    while True:
+        pos = torch.empty(draws, device=device).geometric_(p).cumsum_(0).long() - 1
+        if pos[-1] >= n:  # the gaps covered the whole range, so no position was missed
+            return pos[pos < n]
+        draws *= 2
 
 
 def init_weights(module: nn.Module) -> None:

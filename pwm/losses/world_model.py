@@ -1,0 +1,66 @@
+"""TD-MPC2 world-model losses (tdmpc2.md §3.3, §3.5) as functions of a model and a batch.
+
+Each returns ``(loss, metrics)``; optimiser steps, clipping and target updates belong to the algorithm.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pwm.config import TDMPC2Config
+from pwm.data.batch import SequenceBatch
+from pwm.models.normalizers import RunningScale
+from pwm.models.world_model import WorldModel
+from pwm.utils.math import soft_ce
+
+
+def temporal_weights(rho: float, steps: int, like: torch.Tensor) -> torch.Tensor:
+    return rho ** torch.arange(steps, device=like.device, dtype=like.dtype)
+
+
+@torch.no_grad()
+def td_targets(
+    model: WorldModel, next_z: torch.Tensor, reward: torch.Tensor, task, discount: torch.Tensor, not_done
+) -> torch.Tensor:
+    """r_t + γ (1 - terminated_t) min-of-two target Q(z'_t, a'), a' ~ π(z'_t); all shapes ``[H, B]``."""
+    action, _ = model.pi(next_z, task)
+    return reward + discount * not_done * model.Q(next_z, action, task, "min", target=True)
+
+
+def world_model_loss(
+    model: WorldModel, batch: SequenceBatch, next_z: torch.Tensor, td: torch.Tensor, cfg: TDMPC2Config
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """Consistency + two-hot reward + two-hot value losses over a latent rollout of H predicted steps.
+
+    Returns the weighted total, unweighted terms as metrics, and the latents ``zs [H+1, B, L]`` (for the
+    policy-prior update). Latents after step 0 are predicted, so reward/value gradients reach the dynamics.
+    """
+    horizon, task = batch.horizon, batch.task
+    weights = temporal_weights(cfg.rho, horizon, next_z)
+    z = model.encode(batch.obs[0], task)
+    zs = [z]
+    for t in range(horizon):
+        z = model.next(z, batch.action[t], task)
+        zs.append(z)
+    zs_t = torch.stack(zs)
+    consistency = ((zs_t[1:] - next_z).pow(2).mean(dim=(1, 2)) * weights).mean()
+    za = model._za(zs_t[:-1], batch.action, task)
+    reward_ce = soft_ce(model._reward(za), batch.reward, model.support).mean(1)
+    value_ce = soft_ce(model._Qs(za), td.unsqueeze(0), model.support).mean(dim=(0, 2))
+    reward_loss = (reward_ce * weights).mean()
+    value_loss = (value_ce * weights).mean()
+    total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
+    metrics = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss, "loss": total}
+    return total, metrics, zs_t
+
+
+def policy_prior_loss(
+    model: WorldModel, zs: torch.Tensor, task, scale: RunningScale, cfg: TDMPC2Config
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Maximise scaled Q of the prior's actions (Q parameters frozen) with a small entropy bonus."""
+    action, info = model.pi(zs, task)
+    q = model.Q(zs, action, task, "avg", detach=True)
+    scale.update(q[0])
+    weights = temporal_weights(cfg.rho, zs.shape[0], q)
+    loss = ((cfg.entropy_coef * info["log_prob"] - scale(q)).mean(1) * weights).mean()
+    return loss, {"pi_loss": loss, "pi_scale": scale.value, "pi_log_std": info["log_std"].mean()}
