@@ -203,3 +203,61 @@ def register_configs() -> None:
     cs.store(name="base_train_world_model", node=TrainWorldModelConfig)
     cs.store(group="world_model", name="base_world_model", node=WorldModelConfig)
     cs.store(group="tdmpc2", name="base_tdmpc2", node=TDMPC2Config)
+
+
+@dataclass
+class PWMConfig:
+    """PWM policy learning from a frozen world model (Georgiev et al. 2024; defaults from the reference)."""
+
+    horizon: int = 16
+    """Imagined steps H per actor update."""
+    batch_size: int = 512
+    """Start states per iteration."""
+    gamma: float = 0.99
+    lam: float = 0.95
+    actor_hidden: list[int] = field(default_factory=lambda: [400, 200, 100])
+    critic_hidden: list[int] = field(default_factory=lambda: [400, 200])
+    num_critics: int = 3
+    init_logstd: float = -1.0
+    min_logstd: float = -1.427
+    actor_lr: float = 5e-4
+    critic_lr: float = 5e-4
+    lr_min: float = 1e-5
+    """Both learning rates decay linearly to this over ``max_iterations`` (``lr_schedule=linear``)."""
+    lr_schedule: str = "linear"
+    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])
+    actor_grad_norm: float = 1.0
+    critic_grad_norm: float = 100.0
+    critic_iterations: int = 8
+    critic_batches: int = 4
+    max_iterations: int = 10000
+    ret_rms: bool = True
+    """Scale the actor loss by a running std of imagined returns (reference: on); else divide by H."""
+    critic_targets: str = "td_lambda"
+    """``td_lambda`` (the documented intent, and PWM's dev repo) or ``one_step``: the released multitask code
+    marks every imagined step done, which collapses its TD(λ) to r + γV (quirk Q1)."""
+    reward_space: str = "symlog"
+    """Decode the two-hot reward head in ``symlog`` space (reference, quirk Q3: the published multitask results)
+    or with ``symexp`` (the true reward scale, as TD-MPC2 decodes it)."""
+    terminal_bootstrap: str = "gamma_h"
+    """Weight of V(z_H) in the actor objective: ``gamma_h`` (γ^H, as SHAC) or ``gamma_h_plus_1`` (the reference's
+    off-by-one γ^(H+1), quirk Q2)."""
+
+    def check(self) -> None:
+        choices = {
+            "critic_targets": ("td_lambda", "one_step"),
+            "reward_space": ("symlog", "symexp"),
+            "terminal_bootstrap": ("gamma_h", "gamma_h_plus_1"),
+            "lr_schedule": ("linear", "constant"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"alg.{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
+        if self.horizon < 1 or self.batch_size < 1:
+            raise ConfigError(f"alg.horizon={self.horizon} and alg.batch_size={self.batch_size} must be positive")
+        if (self.horizon * self.batch_size) % self.critic_batches:
+            raise ConfigError(
+                f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={self.horizon * self.batch_size}"
+            )
+        if not 0 <= self.lam < 1:
+            raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")

@@ -112,7 +112,7 @@ def test_two_process_ddp_on_cpu(dataset, tmp_path):
         "steps=10", "device=cpu", *OVERRIDES,
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     state = read_run_state(tmp_path / "checkpoints" / "state_000000010.pt")
     assert state["step"] == 10 and set(state["extra"]["rank_samplers"]) == {0, 1}
     model = WorldModel(build_world_model_config(config(dataset)))

@@ -12,6 +12,38 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _MishCPU(torch.autograd.Function):
+    """Mish with one exp: tanh(softplus(x)) = 1 - 2 / (e^x (e^x + 2) + 2); backward uses
+    d tanh(softplus(x)) / dx = (1 - t^2) sigmoid(x). Overflow-safe (e^x = inf gives t = 1)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(x)
+        t = 1 - 2 / (e * (e + 2) + 2)
+        ctx.save_for_backward(x, t)
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x, t = ctx.saved_tensors
+        return grad * torch.addcmul(t, x * torch.sigmoid(x), 1 - t * t)
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    """Mish, x * tanh(softplus(x)).
+
+    On CPU, ATen's fused kernel is slow (20.6 ms forward+backward for a [3, 2048, 400] tensor on 2 cores); this
+    formulation takes 12.1 ms and agrees to ~1e-6. Mish is the activation of every network here, so it sits on
+    every update's hot path. CUDA keeps the fused kernel.
+    """
+    return F.mish(x) if x.is_cuda else _MishCPU.apply(x)
+
+
+class Mish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mish(x)
+
+
 class SimNorm(nn.Module):
     """Simplicial normalisation: softmax over consecutive groups of ``dim`` features."""
 
@@ -33,7 +65,7 @@ class NormedLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, dropout: float = 0.0, act: nn.Module | None = None):
         super().__init__(in_features, out_features)
         self.ln = nn.LayerNorm(out_features)
-        self.act = act if act is not None else nn.Mish()
+        self.act = act if act is not None else Mish()
         self.dropout = nn.Dropout(dropout) if dropout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,19 +105,29 @@ class _EnsembleLinear(nn.Module):
         self.ln = _EnsembleLayerNorm(members, out_features) if normed else None
 
 
-class QEnsemble(nn.Module):
-    """``members`` copies of ``mlp(in_dim, hidden, out_dim, dropout=dropout)`` evaluated with batched matmuls.
+class EnsembleMLP(nn.Module):
+    """``members`` MLPs with identical shapes evaluated with batched matmuls.
 
-    Parameters are stacked along a leading member axis (``params.{layer}.weight [K, out, in]``), which is the
-    official checkpoint layout. ``members`` selects a subset so that min/avg targets evaluate only the two
-    members they use.
+    Hidden layers are Linear -> LayerNorm -> Mish (TD-MPC2's Q functions), or Linear -> Mish -> LayerNorm with
+    ``act_first=True`` (PWM's critics). Parameters are stacked along a leading member axis
+    (``params.{layer}.weight [K, out, in]``), which is the official checkpoint layout of TD-MPC2's Q ensemble.
+    ``members`` selects a subset so that min/avg targets evaluate only the members they use.
     """
 
-    def __init__(self, members: int, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        members: int,
+        in_dim: int,
+        hidden: list[int],
+        out_dim: int,
+        dropout: float = 0.0,
+        act_first: bool = False,
+    ) -> None:
         super().__init__()
         dims = [in_dim, *hidden, out_dim]
         self.num_members = members
         self.dropout = dropout
+        self.act_first = act_first
         self.params = nn.ModuleList(
             _EnsembleLinear(members, dims[i], dims[i + 1], normed=i < len(hidden)) for i in range(len(dims) - 1)
         )
@@ -98,15 +140,21 @@ class QEnsemble(nn.Module):
         """
         lead = x.shape[:-1]
         h = x.reshape(-1, x.shape[-1])
+        affine = None  # act_first: the previous LayerNorm's (gain, bias), folded into this layer's weights
         for i, layer in enumerate(self.params):
             w, b, ln = self._layer_params(layer, members, detach)
+            if affine is not None:
+                w, b = w * affine[0].unsqueeze(1), b + (w @ affine[1].unsqueeze(-1)).squeeze(-1)
             if i == 0:
                 h = self._first_layer(h, w, b)
             else:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-            if ln is not None:
-                g, beta = ln
-                h = F.mish(torch.addcmul(beta.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), g.unsqueeze(1)))
+            if ln is None:
+                continue
+            if self.act_first:  # Linear -> Mish -> LayerNorm; its affine moves into the next layer
+                h, affine = F.layer_norm(mish(h), h.shape[-1:]), ln
+            else:
+                h = mish(torch.addcmul(ln[1].unsqueeze(1), F.layer_norm(h, h.shape[-1:]), ln[0].unsqueeze(1)))
         return h.view(h.shape[0], *lead, h.shape[-1])
 
     @staticmethod
@@ -145,6 +193,9 @@ def bernoulli_positions(n: int, p: float, device: torch.device) -> torch.Tensor:
         if pos[-1] >= n:  # the gaps covered the whole range, so no position was missed
             return pos[pos < n]
         draws *= 2
+
+
+QEnsemble = EnsembleMLP  # TD-MPC2's name for its Q functions
 
 
 def init_weights(module: nn.Module) -> None:

@@ -24,3 +24,26 @@ class RunningScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x / self.value
+
+
+class RunningMeanStd(nn.Module):
+    """Mean and variance of a stream of batches (parallel Welford), kept as buffers for checkpoints."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().double().reshape(-1, *self.mean.shape)
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
+        self.mean += delta * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def std(self, epsilon: float = 1e-5) -> torch.Tensor:
+        return torch.sqrt(self.var + epsilon)

@@ -1,0 +1,42 @@
+"""Return estimators as pure functions of time-major tensors ``[H, B]`` (no modules, no state)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def td_lambda_targets(
+    rewards: torch.Tensor, next_values: torch.Tensor, done: torch.Tensor, gamma: float, lam: float
+) -> torch.Tensor:
+    """TD(λ) value targets for the states at steps ``0..H-1`` of a rollout.
+
+    Args:
+        rewards: ``r_t`` for t = 0..H-1.
+        next_values: ``V(s_{t+1})``: 0 where step t terminated, the value of the pre-reset state where it was
+            truncated.
+        done: 1 where step t ended a segment (termination or truncation); the last step always ends one (the
+            rollout's horizon is a truncation), whatever ``done[-1]`` says.
+
+    Returns the λ-return of each state over its own segment: the (1-λ)λ^(n-1)-weighted mix of n-step returns
+    bootstrapped with ``next_values``, with the remaining weight on the longest return that fits the segment.
+    Computed with SHAC's backward recursion (one pass, O(H)).
+    """
+    done = done.clone()
+    done[-1] = 1.0
+    horizon = rewards.shape[0]
+    out = torch.empty_like(rewards)
+    a = torch.zeros_like(rewards[0])
+    b = torch.zeros_like(rewards[0])
+    lam_t = torch.ones_like(rewards[0])
+    for t in reversed(range(horizon)):
+        d = done[t]
+        lam_t = lam * lam_t * (1 - d) + d
+        a = (1 - d) * (lam * gamma * a + gamma * next_values[t] + (1 - lam_t) / (1 - lam) * rewards[t])
+        b = gamma * (next_values[t] * d + b * (1 - d)) + rewards[t]
+        out[t] = (1 - lam) * a + lam_t * b
+    return out
+
+
+def one_step_targets(rewards: torch.Tensor, next_values: torch.Tensor, gamma: float) -> torch.Tensor:
+    """r_t + γ V(s_{t+1}): what PWM's reference multitask code computes (it marks every step done, quirk Q1)."""
+    return rewards + gamma * next_values
