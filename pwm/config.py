@@ -256,8 +256,7 @@ class PWMConfig:
         if self.horizon < 1 or self.batch_size < 1:
             raise ConfigError(f"alg.horizon={self.horizon} and alg.batch_size={self.batch_size} must be positive")
         if (self.horizon * self.batch_size) % self.critic_batches:
-            raise ConfigError(
-                f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={self.horizon * self.batch_size}"
-            )
+            pairs = self.horizon * self.batch_size
+            raise ConfigError(f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={pairs}")
         if not 0 <= self.lam < 1:
             raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")

@@ -33,7 +33,7 @@ def test_actor_loss_reaches_only_the_actor():
 
 
 def test_critic_loss_leaves_the_actor_untouched():
-    wm, algo = make()
+    _, algo = make()
     loss = critic_loss(algo.critic, torch.rand(10, 32), torch.randn(10))
     loss.backward()
     assert all(p.grad is None for p in algo.actor.parameters())
@@ -81,7 +81,7 @@ def test_reference_quirk_options_change_the_objective():
 
 
 def test_state_dict_round_trip_continues_identically():
-    wm, algo = make()
+    _, algo = make()
     obs = torch.randn(16, 24)
     algo.update(obs)
     state = copy.deepcopy(algo.state_dict())  # state_dict() holds live tensors
