@@ -195,16 +195,6 @@ class TrainWorldModelConfig:
         self.tdmpc2.check()
 
 
-def register_configs() -> None:
-    """Register the schemas with Hydra's ConfigStore (YAML files in cfg/ extend them by name)."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="base_train_world_model", node=TrainWorldModelConfig)
-    cs.store(group="world_model", name="base_world_model", node=WorldModelConfig)
-    cs.store(group="tdmpc2", name="base_tdmpc2", node=TDMPC2Config)
-
-
 @dataclass
 class PWMConfig:
     """PWM policy learning from a frozen world model (Georgiev et al. 2024; defaults from the reference)."""
@@ -239,6 +229,8 @@ class PWMConfig:
     reward_space: str = "symlog"
     """Decode the two-hot reward head in ``symlog`` space (reference, quirk Q3: the published multitask results)
     or with ``symexp`` (the true reward scale, as TD-MPC2 decodes it)."""
+    world_model: WorldModelConfig = field(default_factory=lambda: WorldModelConfig(size=None))
+    """The frozen world model; ``alg=pwm_<size>`` presets set its size, the runner sets its task set."""
     terminal_bootstrap: str = "gamma_h"
     """Weight of V(z_H) in the actor objective: ``gamma_h`` (γ^H, as SHAC) or ``gamma_h_plus_1`` (the reference's
     off-by-one γ^(H+1), quirk Q2)."""
@@ -260,3 +252,60 @@ class PWMConfig:
             raise ConfigError(f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={pairs}")
         if not 0 <= self.lam < 1:
             raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")
+
+
+@dataclass
+class GeneralConfig:
+    """Run-level settings of ``scripts/train_multitask.py`` (names follow PWM's reference configs)."""
+
+    data_dir: str = "???"
+    """Directory of dataset chunks (official layout) holding the task's episodes."""
+    checkpoint: str = "???"
+    """World model checkpoint (.pt) in any official TD-MPC2 layout or PWM's layout."""
+    run_dir: str | None = None
+    """Output directory; default: Hydra's run directory. Rerunning with the same run_dir resumes."""
+    epochs: int = 10000
+    """PWM iterations."""
+    eval_freq: int = 200
+    """Iterations between evaluations (also at iteration 0 and at the end); each also saves a run state."""
+    eval_runs: int = 10
+    """Episodes per evaluation (deterministic policy)."""
+    device: str = "auto"
+    threads: int | None = None
+    video: bool = False
+    """Write an MP4 of the first episode of the final evaluation."""
+
+
+@dataclass
+class MultitaskConfig:
+    """``scripts/train_multitask.py -cn config_mt30|config_mt80``: one PWM policy for one task of the set."""
+
+    task_set: str = "mt30"
+    task: str = "reacher-easy"
+    seed: int = 1
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    alg: PWMConfig = field(default_factory=PWMConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def check(self) -> None:
+        from pwm.data.tasks import get_task_set
+
+        try:
+            get_task_set(self.task_set).index(self.task)
+        except KeyError as err:
+            raise ConfigError(err.args[0]) from None
+        if self.general.epochs < 1 or self.general.eval_freq < 1 or self.general.eval_runs < 1:
+            raise ConfigError("general.epochs, general.eval_freq and general.eval_runs must be positive")
+        self.alg.check()
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (YAML files in cfg/ extend them by name)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_train_world_model", node=TrainWorldModelConfig)
+    cs.store(group="world_model", name="base_world_model", node=WorldModelConfig)
+    cs.store(group="tdmpc2", name="base_tdmpc2", node=TDMPC2Config)
+    cs.store(name="base_multitask", node=MultitaskConfig)
+    cs.store(group="alg", name="base_pwm", node=PWMConfig)
