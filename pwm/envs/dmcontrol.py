@@ -30,6 +30,7 @@ class StepResult(NamedTuple):
     reward: float  # summed over the action repeat
     terminated: bool  # always False for DMControl
     truncated: bool  # True at the time limit
+    info: dict | None = None  # e.g. {"success": 0.0}; Meta-World reports task success here
 
 
 def split_task_name(name: str) -> tuple[str, str]:
@@ -83,7 +84,7 @@ class DMControlEnv:
             reward += time_step.reward or 0.0
         self._t += 1
         truncated = self._t >= self.episode_length or time_step.last()
-        return StepResult(_flatten(time_step.observation), float(reward), False, truncated)
+        return StepResult(_flatten(time_step.observation), float(reward), False, truncated, {"success": 0.0})
 
     def close(self) -> None:
         self._env.close()
