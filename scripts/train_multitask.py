@@ -16,6 +16,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pwm.checkpoint.run_state import RunStateError
@@ -36,8 +37,14 @@ def main(dict_cfg: DictConfig) -> None:
     try:
         metrics = MultitaskRun(cfg, run_dir).run()
     except (ConfigError, DatasetError, CheckpointError, RunStateError, KeyError, ImportError) as err:
-        sys.exit(f"error: {err.args[0] if err.args else err}")
-    print(f"done: {cfg.task} seed {cfg.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        message = f"error: {err.args[0] if err.args else err}"
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # let the sweep's other jobs run; Hydra reports this one
+            raise RuntimeError(message) from None
+        sys.exit(message)
+    summary = (
+        ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "already finished (resumed at the last iteration)"
+    )
+    print(f"done: {cfg.task} seed {cfg.seed}: {summary}")
 
 
 if __name__ == "__main__":

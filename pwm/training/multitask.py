@@ -23,16 +23,13 @@ from pwm.config import MultitaskConfig, resolve_world_model
 from pwm.data.buffer import DatasetSampler
 from pwm.data.dataset import open_dataset
 from pwm.data.tasks import get_task_set
+from pwm.evaluation.aggregate import RESULTS_HEADER
 from pwm.models.world_model import WorldModel
 from pwm.training.evaluate import evaluate
 from pwm.utils.device import resolve_device
 from pwm.utils.logging import MetricLogger
 from pwm.utils.seeding import seed_everything
 
-RESULTS_HEADER = [
-    "iteration", "task", "task_set", "seed", "alg", "episode_reward", "episode_success", "episode_length",
-    "total_time",
-]  # fmt: skip
 RESUME_IGNORES = (  # settings that may change between an interrupted run and its resumption
     "general.epochs", "general.eval_freq", "general.run_dir", "general.device", "general.threads", "general.video",
     "general.data_dir", "general.checkpoint", "logger", "alg.max_iterations",
