@@ -32,7 +32,7 @@ from tensordict import TensorDict
 
 from pwm.data.dataset import CACHE_DIRNAME
 from pwm.data.tasks import DMC_EPISODE_LENGTH, TaskSet, get_task_set
-from pwm.envs.dmcontrol import CUSTOM_TASKS, DMControlEnv
+from pwm.envs.dmcontrol import DMControlEnv
 
 MT80_PIECE = 100  # transitions per mt80 row
 
@@ -69,11 +69,7 @@ def check_args(args: argparse.Namespace, task_set: TaskSet) -> list[int]:
     ids = []
     for name in args.tasks:
         if name.startswith("mw-"):
-            raise ValueError(f"task {name!r} is a Meta-World task; only DMControl tasks are implemented yet")
-        if name in CUSTOM_TASKS:
-            raise ValueError(
-                f"task {name!r} is one of TD-MPC2's custom DMControl tasks (ids 19-29), which are not implemented yet"
-            )
+            raise ValueError(f"task {name!r} is a Meta-World task; this script writes DMControl episodes only")
         ids.append(task_set.index(name))
     if any(args.out.glob("*.pt")) and not args.overwrite:
         raise ValueError(f"{args.out} already holds *.pt files; choose an empty --out directory or pass --overwrite")

@@ -76,7 +76,6 @@ def test_same_seed_same_data(make_dataset, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--tasks", "walker-walk-backwards"], "custom DMControl tasks (ids 19-29), which are not implemented yet"),
         (["--tasks", "mw-reach", "--task-set", "mt80"], "is a Meta-World task"),
         (["--tasks", "pendulum-swingup", "--task-set", "mt80", "--episode-length", "150"], "multiple of 100"),
         (["--tasks", "walker-jump"], "unknown task 'walker-jump' for mt30"),
@@ -87,3 +86,11 @@ def test_rejected_arguments(make_dataset, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not any(tmp_path.glob("*.pt"))
+
+
+def test_custom_task_is_recorded(make_dataset, tmp_path):
+    """TD-MPC2's custom tasks (mt30 ids 19-29) are real environments too."""
+    make_dataset(["--tasks", "cup-spin", "--episodes-per-task", "1", "--episode-length", "20", "--out", str(tmp_path)])
+    chunk = open_dataset(tmp_path, "mt30", episode_length=21).chunks[0]
+    assert chunk.task.tolist() == [28] and chunk.obs.shape == (1, 21, 24)
+    assert (chunk.obs[0, :, 8:] == 0).all() and chunk.obs[0, :, :8].std() > 0

@@ -7,8 +7,11 @@ underscores (``finger-turn-easy`` -> ``finger`` / ``turn_easy``); actions in [-1
 step); 500 agent steps per episode, which ends by time limit only (never ``terminated``); observations are the
 flattened values of the observation dict in spec order, concatenated as float32.
 
-TD-MPC2's 11 custom tasks (walker-walk-backwards ... pendulum-spin, ids 19-29 of mt30) are not part of dm_control
-and are not implemented here yet.
+TD-MPC2's 11 custom tasks (walker-walk-backwards ... pendulum-spin, ids 19-29 of mt30) come from
+:mod:`pwm.envs.dmc_tasks`; they are registered with dm_control the first time one is requested.
+
+``info["success"]`` is always 0.0: DMControl tasks have no success notion (TD-MPC2 scores them by return / 10),
+but evaluation code averages ``success`` over every suite, so every env reports it (Meta-World: 0.0 or 1.0).
 """
 
 from __future__ import annotations
@@ -28,9 +31,26 @@ _DOMAIN_ALIASES = {"cup": "ball_in_cup"}
 class StepResult(NamedTuple):
     obs: np.ndarray  # [O] float32
     reward: float  # summed over the action repeat
-    terminated: bool  # always False for DMControl
+    terminated: bool  # always False for DMControl and Meta-World
     truncated: bool  # True at the time limit
-    info: dict | None = None  # e.g. {"success": 0.0}; Meta-World reports task success here
+    info: dict | None = None  # {"success": float, ...}; Meta-World reports task success here
+
+
+def use_headless_gl() -> None:
+    """Default MuJoCo's GL backend to EGL, which renders without a display.
+
+    The one place that sets ``MUJOCO_GL``: it must run before ``mujoco`` is first imported (the backend is chosen
+    at import), and a value the user already set wins.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def as_action(action: np.ndarray, dim: int, name: str) -> np.ndarray:
+    """``action`` as a float64 vector of ``dim`` entries clipped to [-1, 1]; a wrong size is a one-line error."""
+    action = np.asarray(action, dtype=np.float64).ravel()
+    if action.shape != (dim,):
+        raise ValueError(f"{name} takes actions of {dim} entries, got shape {action.shape}")
+    return np.clip(action, -1.0, 1.0)
 
 
 def split_task_name(name: str) -> tuple[str, str]:
@@ -42,7 +62,7 @@ def split_task_name(name: str) -> tuple[str, str]:
 
 
 def _import_suite() -> Any:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless; only rendering needs a GL backend
+    use_headless_gl()
     try:
         from dm_control import suite
         from dm_control.suite.wrappers import action_scale
@@ -55,14 +75,13 @@ class DMControlEnv:
     """One DMControl task; ``reset() -> obs``, ``step(action) -> StepResult`` with numpy float32 observations."""
 
     def __init__(self, name: str, seed: int = 0, episode_length: int = DMC_EPISODE_LENGTH) -> None:
-        if name in CUSTOM_TASKS:
-            raise ValueError(
-                f"task {name!r} is one of TD-MPC2's custom DMControl tasks (mt30 ids 19-29), which are "
-                "not implemented yet"
-            )
         suite, action_scale = _import_suite()
         domain, task = split_task_name(name)
-        if (domain, task) not in suite.ALL_TASKS:
+        if name in CUSTOM_TASKS:
+            from pwm.envs import dmc_tasks
+
+            dmc_tasks.register()
+        elif (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"unknown DMControl task {name!r} ({domain}/{task} is not in dm_control.suite)")
         env = suite.load(domain, task, task_kwargs={"random": seed})
         self._env = action_scale.Wrapper(env, minimum=-1.0, maximum=1.0)
@@ -72,12 +91,22 @@ class DMControlEnv:
         self.obs_dim = int(sum(np.prod(s.shape, dtype=int) for s in self._env.observation_spec().values()))
         self._t = 0
 
+    @property
+    def physics(self) -> Any:
+        """The dm_control ``Physics`` (for rendering, tests and state inspection)."""
+        return self._env.physics
+
+    @property
+    def task(self) -> Any:
+        """The dm_control ``Task``, whose ``get_reward(physics)`` is the per-env-step reward."""
+        return self._env.task
+
     def reset(self) -> np.ndarray:
         self._t = 0
         return _flatten(self._env.reset().observation)
 
     def step(self, action: np.ndarray) -> StepResult:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
+        action = as_action(action, self.action_dim, self.name)
         reward = 0.0
         for _ in range(ACTION_REPEAT):
             time_step = self._env.step(action)
@@ -85,6 +114,10 @@ class DMControlEnv:
         self._t += 1
         truncated = self._t >= self.episode_length or time_step.last()
         return StepResult(_flatten(time_step.observation), float(reward), False, truncated, {"success": 0.0})
+
+    def render(self, width: int = 384, height: int = 384, camera_id: int = 0) -> np.ndarray:
+        """RGB frame [height, width, 3] uint8 of the current state; camera 0 is each domain's default view."""
+        return self._env.physics.render(height=height, width=width, camera_id=camera_id)
 
     def close(self) -> None:
         self._env.close()
