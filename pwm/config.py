@@ -273,7 +273,7 @@ class GeneralConfig:
     device: str = "auto"
     threads: int | None = None
     video: bool = False
-    """Write an MP4 of the first episode of the final evaluation."""
+    """After the final evaluation, record one more deterministic episode to ``videos/<task>_<iteration>.mp4``."""
 
 
 @dataclass

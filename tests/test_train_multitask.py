@@ -68,9 +68,11 @@ def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
         assert 0 <= float(r["episode_reward"]) <= 1000
     assert (tmp_path / "checkpoints" / "state_000000004.pt").is_file()
 
-    resumed = run_script(data, ckpt, tmp_path, "general.epochs=6", "general.eval_freq=2")
+    resumed = run_script(data, ckpt, tmp_path, "general.epochs=6", "general.eval_freq=2", "general.video=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [int(r["iteration"]) for r in read_results(tmp_path)] == [0, 2, 4, 6]
+    video = tmp_path / "videos" / "cartpole-swingup_6.mp4"
+    assert video.is_file() and video.stat().st_size > 10_000
 
 
 def test_unknown_task_lists_valid_names(world_model, tmp_path):

@@ -93,6 +93,10 @@ class MultitaskRun:
 
         env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + iteration, task_set=self.cfg.task_set)
         metrics = evaluate(self.policy, env, self.cfg.general.eval_runs)
+        if self.cfg.general.video and iteration == self.cfg.general.epochs:
+            from pwm.envs.video import record_episode
+
+            record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{iteration}.mp4")
         self.results.append({
             "iteration": iteration, "task": self.cfg.task, "task_set": self.cfg.task_set, "seed": self.cfg.seed,
             "alg": "pwm", **metrics, "total_time": round(self.total_time, 3),
