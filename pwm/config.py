@@ -277,6 +277,22 @@ class GeneralConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Optional MPPI planning evaluation, run at the final iteration next to the plain policy evaluation."""
+
+    planning: bool = False
+    prior: str = "pwm"
+    """``pwm``: PWM's actor as the plan prior and its critic as terminal value (PWM's planning evaluation);
+    ``tdmpc2``: the world model's own policy prior and Q (the TD-MPC2 baseline)."""
+    iterations: int = 6
+    num_samples: int = 512
+    num_elites: int = 64
+    num_pi_trajs: int = 24
+    horizon: int = 3
+    temperature: float = 0.5
+
+
+@dataclass
 class MultitaskConfig:
     """``scripts/train_multitask.py -cn config_mt30|config_mt80``: one PWM policy for one task of the set."""
 
@@ -285,11 +301,14 @@ class MultitaskConfig:
     seed: int = 1
     general: GeneralConfig = field(default_factory=GeneralConfig)
     alg: PWMConfig = field(default_factory=PWMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def check(self) -> None:
         from pwm.data.tasks import get_task_set
 
+        if self.eval.prior not in ("pwm", "tdmpc2"):
+            raise ConfigError(f"eval.prior={self.eval.prior!r}; choose pwm or tdmpc2")
         try:
             get_task_set(self.task_set).index(self.task)
         except KeyError as err:

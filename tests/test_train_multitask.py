@@ -75,6 +75,18 @@ def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
     assert video.is_file() and video.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("prior", ["pwm", "tdmpc2"])
+def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
+    data, ckpt = world_model
+    planning = ["eval.planning=true", f"eval.prior={prior}", "eval.iterations=1", "eval.num_samples=32",
+                "eval.num_elites=4", "eval.num_pi_trajs=4"]  # fmt: skip
+    result = run_script(data, ckpt, tmp_path, "general.epochs=2", "general.eval_freq=2", *planning)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [(int(r["iteration"]), r["alg"]) for r in read_results(tmp_path)]
+    assert rows == [(0, "pwm"), (2, "pwm"), (2, "pwm+mppi" if prior == "pwm" else "tdmpc2-mppi")]
+    assert 0 <= float(read_results(tmp_path)[-1]["episode_reward"]) <= 1000
+
+
 def test_unknown_task_lists_valid_names(world_model, tmp_path):
     data, ckpt = world_model
     result = run_script(data, ckpt, tmp_path, "task=cartpole-fly", "general.epochs=1")

@@ -7,15 +7,20 @@ from collections.abc import Callable
 import numpy as np
 
 
-def evaluate(policy: Callable[[np.ndarray], np.ndarray], env, episodes: int) -> dict[str, float]:
+def evaluate(
+    policy: Callable[[np.ndarray], np.ndarray], env, episodes: int, on_reset: Callable[[], None] | None = None
+) -> dict[str, float]:
     """Run ``episodes`` full episodes of ``policy`` (obs -> action, both numpy) on ``env``.
 
     ``env`` follows pwm's env contract: ``reset() -> obs`` and ``step(action) -> StepResult`` with
     ``terminated``, ``truncated`` and ``info["success"]``. Success is that of each episode's last step
-    (TD-MPC2's convention for Meta-World; 0 for tasks without a success notion).
+    (TD-MPC2's convention for Meta-World; 0 for tasks without a success notion). ``on_reset`` runs before each
+    episode (a planner clears its warm start there).
     """
     returns, successes, lengths = [], [], []
     for _ in range(episodes):
+        if on_reset is not None:
+            on_reset()
         obs, total, steps, done = env.reset(), 0.0, 0, False
         info: dict = {}
         while not done:

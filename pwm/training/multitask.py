@@ -88,20 +88,44 @@ class MultitaskRun:
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return self.algo.act(x, deterministic=True)[0].cpu().numpy()
 
+    def planner(self):
+        """MPPI with PWM's actor/critic (``eval.prior=pwm``) or the world model's own prior and Q (``tdmpc2``)."""
+        from pwm.planning.mppi import MPPIConfig, MPPIPlanner
+
+        e, wm, task = self.cfg.eval, self.world_model, self.task_id
+        mppi = MPPIConfig(e.iterations, e.num_samples, e.num_elites, e.num_pi_trajs, e.horizon,
+                          temperature=e.temperature)  # fmt: skip
+        if e.prior == "pwm":
+            prior = lambda z: torch.tanh(self.algo.actor(z))  # noqa: E731
+            value = self.algo.critic.min
+        else:
+            prior = lambda z: wm.pi(z, task)[0]  # noqa: E731
+            value = lambda z: wm.Q(z, wm.pi(z, task)[0], task, "avg")  # noqa: E731
+        mask = wm._action_masks[task] if wm.cfg.multitask else None
+        return MPPIPlanner(wm, mppi, self.cfg.alg.gamma, prior, value, mask)
+
     def evaluate(self, iteration: int) -> dict[str, float]:
         from pwm.envs.registry import make_env
 
         env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + iteration, task_set=self.cfg.task_set)
         metrics = evaluate(self.policy, env, self.cfg.general.eval_runs)
+        self._append(iteration, "pwm", metrics)
+        if iteration == self.cfg.general.epochs and self.cfg.eval.planning:
+            planner = self.planner()
+            plan = lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()  # noqa: E731
+            planned = evaluate(plan, env, self.cfg.general.eval_runs, on_reset=planner.reset)
+            self._append(iteration, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
         if self.cfg.general.video and iteration == self.cfg.general.epochs:
             from pwm.envs.video import record_episode
 
             record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{iteration}.mp4")
+        return metrics
+
+    def _append(self, iteration: int, alg: str, metrics: dict[str, float]) -> None:
         self.results.append({
             "iteration": iteration, "task": self.cfg.task, "task_set": self.cfg.task_set, "seed": self.cfg.seed,
-            "alg": "pwm", **metrics, "total_time": round(self.total_time, 3),
+            "alg": alg, **metrics, "total_time": round(self.total_time, 3),
         })  # fmt: skip
-        return metrics
 
     def save(self, iteration: int) -> None:
         self.checkpoints.save(self.components, iteration, self.config, extra={"total_time": self.total_time})
