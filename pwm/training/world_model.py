@@ -41,7 +41,7 @@ def dataset_task_set(task: str) -> str:
     if task in TASK_SETS:
         return task
     get_task(task)  # validates the name
-    return "mt30" if TASK_SETS["mt30"].names.count(task) else "mt80"
+    return "mt30" if task in TASK_SETS["mt30"].names else "mt80"
 
 
 def build_world_model_config(cfg: TrainWorldModelConfig) -> WorldModelConfig:
@@ -99,9 +99,10 @@ def train_world_model(cfg: TrainWorldModelConfig, run_dir: str | Path) -> dict[s
     step = 0
     latest = checkpoints.latest()
     if latest is not None:
-        step, _ = load_run_state(latest, components, config, ignore=RESUME_IGNORES)
-        if dist_info.enabled:  # each rank continues its own sampler stream
-            sampler.load_state_dict(_rank_sampler_state(sampler, latest, dist_info.rank))
+        step, extra = load_run_state(latest, components, config, ignore=RESUME_IGNORES)
+        rank_states = extra.get("rank_samplers", {})
+        if dist_info.enabled and dist_info.rank in rank_states:  # each rank continues its own sampler stream
+            sampler.load_state_dict(rank_states[dist_info.rank])
     logger = MetricLogger(run_dir, cfg.logger, config, name=run_dir.name) if dist_info.is_main else None
     try:
         return _loop(cfg, algo, sampler, components, config, checkpoints, logger, step, dist_info, run_dir)
@@ -109,13 +110,6 @@ def train_world_model(cfg: TrainWorldModelConfig, run_dir: str | Path) -> dict[s
         if logger is not None:
             logger.close()
         distributed.cleanup()
-
-
-def _rank_sampler_state(sampler, path: Path, rank: int) -> dict:
-    from pwm.checkpoint.run_state import read_run_state
-
-    extra = read_run_state(path)["extra"]
-    return extra.get("rank_samplers", {}).get(rank, sampler.state_dict())
 
 
 def _loop(cfg, algo, sampler, components, config, checkpoints, logger, step, dist_info, run_dir) -> dict:
