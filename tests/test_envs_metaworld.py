@@ -106,3 +106,20 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "metaworld", None)  # makes `import metaworld` raise ImportError
     with pytest.raises(ImportError, match=r'pip install -e "\.\[metaworld\]"'):
         _import_metaworld()
+
+
+@pytest.mark.filterwarnings("ignore:Constant.*may be too high:UserWarning")
+def test_runner_evaluation_on_padded_metaworld_env():
+    """The runner's ``evaluate`` on an mt80-padded Meta-World env: scripted reach succeeds, zero actions don't."""
+    from metaworld.policies import SawyerReachV3Policy
+
+    from pwm.training.evaluate import evaluate
+
+    env = make_env("mw-reach", seed=2, task_set="mt80", episode_length=50)
+    scripted = SawyerReachV3Policy()
+    padded = lambda obs: np.pad(scripted.get_action(obs[:39]), (0, 2))  # noqa: E731 (the set's 6 action dims)
+    good = evaluate(padded, env, episodes=2)
+    idle = evaluate(lambda obs: np.zeros(6, dtype=np.float32), env, episodes=2)
+    assert good["episode_success"] == 1.0 and good["episode_length"] == 50
+    assert idle["episode_success"] == 0.0 and good["episode_reward"] > idle["episode_reward"]
+    env.close()
