@@ -8,11 +8,3 @@ def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(2)
 
-
-def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)

@@ -10,8 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("dm_control")
-
 from pwm.data.tasks import MT30, MT80, get_task
 from pwm.envs.dmcontrol import CUSTOM_TASKS, DMControlEnv, StepResult, split_task_name
 from pwm.envs.registry import make_env
@@ -296,8 +294,8 @@ def test_render():
 
 
 def test_video(tmp_path):
-    imageio = pytest.importorskip("imageio.v2")
-    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
     from pwm.envs.video import record_episode
 
     env = make_env("pendulum-spin", 0, task_set="mt30", episode_length=3)

@@ -11,7 +11,7 @@ import pytest
 from pwm.envs.dmcontrol import use_headless_gl
 
 use_headless_gl()  # before metaworld imports mujoco, which picks its GL backend at import (rendering test)
-metaworld = pytest.importorskip("metaworld")
+import metaworld  # noqa: E402
 
 from pwm.data.tasks import MT80  # noqa: E402
 from pwm.envs.metaworld import MetaWorldEnv, _import_metaworld, metaworld_id  # noqa: E402

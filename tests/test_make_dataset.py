@@ -10,8 +10,6 @@ import pytest
 
 from pwm.data.dataset import open_dataset
 
-pytest.importorskip("dm_control", reason="needs the dmc extra: pip install -e '.[dmc]'")
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_dataset.py"
 
 
