@@ -277,6 +277,21 @@ class GeneralConfig:
 
 
 @dataclass
+class MPPIConfig:
+    """TD-MPC2's MPPI planner (tdmpc2.md §4)."""
+
+    iterations: int = 6
+    num_samples: int = 512
+    num_elites: int = 64
+    num_pi_trajs: int = 24
+    horizon: int = 3
+    min_std: float = 0.05
+    max_std: float = 2.0
+    temperature: float = 0.5
+    reward_space: str = "symexp"
+
+
+@dataclass
 class EvalConfig:
     """Optional MPPI planning evaluation, run at the final iteration next to the plain policy evaluation."""
 
@@ -284,12 +299,7 @@ class EvalConfig:
     prior: str = "pwm"
     """``pwm``: PWM's actor as the plan prior and its critic as terminal value (PWM's planning evaluation);
     ``tdmpc2``: the world model's own policy prior and Q (the TD-MPC2 baseline)."""
-    iterations: int = 6
-    num_samples: int = 512
-    num_elites: int = 64
-    num_pi_trajs: int = 24
-    horizon: int = 3
-    temperature: float = 0.5
+    mppi: MPPIConfig = field(default_factory=MPPIConfig)
 
 
 @dataclass

@@ -1,8 +1,8 @@
 import torch
 
-from pwm.config import WorldModelConfig
+from pwm.config import MPPIConfig, WorldModelConfig
 from pwm.models.world_model import WorldModel
-from pwm.planning.mppi import MPPIConfig, MPPIPlanner
+from pwm.planning.mppi import MPPIPlanner
 
 TARGET = torch.tensor([0.6, -0.3])
 

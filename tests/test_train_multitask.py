@@ -78,8 +78,8 @@ def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
 @pytest.mark.parametrize("prior", ["pwm", "tdmpc2"])
 def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
     data, ckpt = world_model
-    planning = ["eval.planning=true", f"eval.prior={prior}", "eval.iterations=1", "eval.num_samples=32",
-                "eval.num_elites=4", "eval.num_pi_trajs=4"]  # fmt: skip
+    planning = ["eval.planning=true", f"eval.prior={prior}", "eval.mppi.iterations=1", "eval.mppi.num_samples=32",
+                "eval.mppi.num_elites=4", "eval.mppi.num_pi_trajs=4"]  # fmt: skip
     result = run_script(data, ckpt, tmp_path, "general.epochs=2", "general.eval_freq=2", *planning)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [(int(r["iteration"]), r["alg"]) for r in read_results(tmp_path)]

@@ -7,24 +7,11 @@ its critic as the terminal value it is PWM's planning evaluation (pwm.md §3.3).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
+from pwm.config import MPPIConfig
 from pwm.models.world_model import WorldModel
-
-
-@dataclass
-class MPPIConfig:
-    iterations: int = 6
-    num_samples: int = 512
-    num_elites: int = 64
-    num_pi_trajs: int = 24
-    horizon: int = 3
-    min_std: float = 0.05
-    max_std: float = 2.0
-    temperature: float = 0.5
-    reward_space: str = "symexp"
 
 
 class MPPIPlanner:

@@ -90,11 +90,9 @@ class MultitaskRun:
 
     def planner(self):
         """MPPI with PWM's actor/critic (``eval.prior=pwm``) or the world model's own prior and Q (``tdmpc2``)."""
-        from pwm.planning.mppi import MPPIConfig, MPPIPlanner
+        from pwm.planning.mppi import MPPIPlanner
 
         e, wm, task = self.cfg.eval, self.world_model, self.task_id
-        mppi = MPPIConfig(e.iterations, e.num_samples, e.num_elites, e.num_pi_trajs, e.horizon,
-                          temperature=e.temperature)  # fmt: skip
         if e.prior == "pwm":
             prior = lambda z: torch.tanh(self.algo.actor(z))  # noqa: E731
             value = self.algo.critic.min
@@ -102,7 +100,7 @@ class MultitaskRun:
             prior = lambda z: wm.pi(z, task)[0]  # noqa: E731
             value = lambda z: wm.Q(z, wm.pi(z, task)[0], task, "avg")  # noqa: E731
         mask = wm._action_masks[task] if wm.cfg.multitask else None
-        return MPPIPlanner(wm, mppi, self.cfg.alg.gamma, prior, value, mask)
+        return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask)
 
     def evaluate(self, iteration: int) -> dict[str, float]:
         from pwm.envs.registry import make_env
