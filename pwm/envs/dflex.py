@@ -1,0 +1,50 @@
+"""The registry of single-task differentiable environments (dflex's seven tasks) and their constructor.
+
+Tasks are named as in the configs (``dflex_ant`` ...). Classes are imported on first use, so building a torch-only
+task never imports warp or newton.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from pwm.config import ConfigError
+from pwm.envs.base import BatchedEnv
+
+# name -> (module, env class, config class)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "dflex_cartpole": ("pwm.envs.planar", "CartPoleSwingUpEnv", "CartPoleConfig"),
+    "dflex_doublependulum": ("pwm.envs.planar", "DoublePendulumEnv", "DoublePendulumConfig"),
+}
+
+
+def task_classes(name: str) -> tuple[type[BatchedEnv], type]:
+    """The env class and config dataclass of task ``name``; an unknown name lists the valid ones."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown env {name!r}; valid envs: {', '.join(sorted(TASKS))}")
+    module, env_cls, cfg_cls = TASKS[name]
+    mod = importlib.import_module(module)
+    return getattr(mod, env_cls), getattr(mod, cfg_cls)
+
+
+def make_env_config(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Task ``name``'s config dataclass with ``overrides`` applied; an unknown key is a one-line ConfigError."""
+    _, cfg_cls = task_classes(name)
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"env {name}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    for key, value in overrides.items():
+        if isinstance(value, list):
+            overrides[key] = tuple(value)
+    return cfg_cls(**overrides)
+
+
+def make_dflex_env(name: str, overrides: Mapping[str, Any] | None = None, requires_grad: bool = False) -> BatchedEnv:
+    """Build task ``name`` (e.g. ``dflex_ant``) with config ``overrides`` (num_envs, device, seed, ...)."""
+    env_cls, _ = task_classes(name)
+    return env_cls(make_env_config(name, overrides), requires_grad=requires_grad)
