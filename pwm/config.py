@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from pwm.data.tasks import TASK_SETS, get_task
 
@@ -51,6 +52,7 @@ class WorldModelConfig:
     action_dims: list[int] = field(default_factory=list)
     """Per-task active action dims (action masks); derived from ``task``."""
     num_bins: int = 101
+    """Two-hot bins of the reward and Q heads; 1 makes them scalar (PWM's single-task world model)."""
     vmin: float = -10.0
     vmax: float = 10.0
     simnorm_dim: int = 8
@@ -111,8 +113,10 @@ def _check_world_model(cfg: WorldModelConfig) -> None:
         raise ConfigError(
             f"world_model.latent_dim={cfg.latent_dim} must be a multiple of simnorm_dim={cfg.simnorm_dim}"
         )
-    if cfg.num_bins < 2:
-        raise ConfigError(f"world_model.num_bins={cfg.num_bins} must be at least 2 (two-hot regression)")
+    if cfg.num_bins < 1:
+        raise ConfigError(
+            f"world_model.num_bins={cfg.num_bins} must be >= 2 (two-hot regression) or 1 (a scalar, MSE-trained head)"
+        )
     if cfg.multitask and len(cfg.action_dims) != cfg.num_tasks:
         raise ConfigError(f"world_model.action_dims has {len(cfg.action_dims)} entries but num_tasks={cfg.num_tasks}")
     if any(not 0 < a <= cfg.action_dim for a in cfg.action_dims):
@@ -234,6 +238,24 @@ class PWMConfig:
     terminal_bootstrap: str = "gamma_h"
     """Weight of V(z_H) in the actor objective: ``gamma_h`` (γ^H, as SHAC) or ``gamma_h_plus_1`` (the reference's
     off-by-one γ^(H+1), quirk Q2)."""
+    name: str = "pwm"
+    """Algorithm name (how ``train_dflex.py`` tells ``alg=pwm`` from ``alg=shac``)."""
+    # ---- single-task (dflex) only: the world model is trained online next to the policy (pwm.md §2.5, §2.7) ----
+    wm_lr: float = 3e-4
+    wm_grad_norm: float = 20.0
+    wm_iterations: int = 8
+    """World-model gradient steps after every PWM iteration."""
+    wm_bootstrap_iterations: int = 1000
+    """Extra world-model steps the first time, when it was neither pretrained nor loaded."""
+    wm_batch_size: int = 256
+    wm_horizon: int = 16
+    """Window length of world-model training batches."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (finished real-env episodes)."""
+    obs_rms: bool = False
+    """Normalise observations by running statistics before encoding (reference dflex: off)."""
+    rew_rms: bool = True
+    """Train the reward head on rewards divided by their running std, clamped to ±5 (reference dflex: on)."""
 
     def check(self) -> None:
         choices = {
@@ -252,6 +274,89 @@ class PWMConfig:
             raise ConfigError(f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={pairs}")
         if not 0 <= self.lam < 1:
             raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")
+
+
+@dataclass
+class SHACConfig:
+    """SHAC (Xu et al. 2022) as PWM benchmarks it (envs_and_peers.md A.5): H-step BPTT through the simulator,
+    a min-of-3 critic ensemble without target network, obs and return normalisation. Per-task values come from the
+    env config's ``shac:`` block."""
+
+    name: str = "shac"
+    horizon: int = 32
+    gamma: float = 0.99
+    lam: float = 0.95
+    actor_hidden: list[int] = field(default_factory=lambda: [400, 200, 100])
+    critic_hidden: list[int] = field(default_factory=lambda: [400, 200])
+    num_critics: int = 3
+    init_logstd: float = -1.0
+    min_logstd: float = -10.0
+    actor_lr: float = 2e-3
+    critic_lr: float = 5e-4
+    lr_min: float = 1e-5
+    lr_schedule: str = "linear"
+    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])
+    actor_grad_norm: float = 1.0
+    critic_grad_norm: float = 100.0
+    critic_iterations: int = 16
+    critic_batches: int = 4
+    max_iterations: int = 2000
+    """SHAC epochs; each is one H-step rollout of every env, one actor step and the critic fit."""
+    critic_targets: str = "td_lambda"
+    obs_rms: bool = True
+    ret_rms: bool = True
+    target_critic: bool = False
+    """The original SHAC's Polyak-averaged target critic for bootstrapping (PWM's variant: off, min over online)."""
+    target_critic_alpha: float = 0.2
+    """θ' <- α θ' + (1-α) θ after each epoch (original SHAC: 0.2 fast, 0.995 slow)."""
+    save_data: bool = False
+    """Write every finished episode to ``<run_dir>/episodes.pt`` in the pretraining data format."""
+
+    def check(self) -> None:
+        if self.critic_targets not in ("td_lambda", "one_step"):
+            raise ConfigError(f"alg.critic_targets={self.critic_targets!r}; choose td_lambda or one_step")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise ConfigError(f"alg.lr_schedule={self.lr_schedule!r}; choose linear or constant")
+        if self.horizon < 1 or self.max_iterations < 1:
+            raise ConfigError(f"alg.horizon={self.horizon} and alg.max_iterations={self.max_iterations} must be >= 1")
+        if not 0 <= self.lam < 1 or not 0 <= self.target_critic_alpha < 1:
+            raise ConfigError(f"alg.lam={self.lam} and alg.target_critic_alpha must lie in [0, 1)")
+
+
+@dataclass
+class DflexGeneralConfig:
+    """Run-level settings of ``scripts/train_dflex.py``."""
+
+    run_dir: str | None = None
+    """Output directory; default: Hydra's run directory. Rerunning with the same run_dir resumes."""
+    device: str = "auto"
+    threads: int | None = None
+    eval_freq: int = 100
+    """Iterations between deterministic evaluations on the real env (also at the end)."""
+    eval_runs: int = 12
+    save_interval: int = 100
+    """Iterations between periodic checkpoints (run states); the best policy is kept as well."""
+    keep_checkpoints: int = 3
+    checkpoint: str | None = None
+    """PWM: start from this run state or policy checkpoint (world model, actor, critic, normalisers)."""
+    pretrain: str | None = None
+    """PWM: episodes file (``alg.save_data`` format) to fill the replay buffer and pretrain the world model on."""
+    pretrain_steps: int = 0
+    """World-model gradient steps on the pretraining data before policy learning."""
+    video: bool = False
+    """Write a PNG strip of one deterministic evaluation episode at the end (articulated robots)."""
+
+
+@dataclass
+class DflexRunConfig:
+    """``scripts/train_dflex.py env=dflex_<task> alg=pwm|shac``. ``env`` and ``alg`` are checked when the run
+    builds them (their schema depends on the task and the algorithm)."""
+
+    seed: int = 42
+    env: Any = None
+    alg: Any = None
+    general: DflexGeneralConfig = field(default_factory=DflexGeneralConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 @dataclass
@@ -338,3 +443,5 @@ def register_configs() -> None:
     cs.store(group="tdmpc2", name="base_tdmpc2", node=TDMPC2Config)
     cs.store(name="base_multitask", node=MultitaskConfig)
     cs.store(group="alg", name="base_pwm", node=PWMConfig)
+    cs.store(group="alg", name="base_shac", node=SHACConfig)
+    cs.store(name="base_dflex", node=DflexRunConfig)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pwm.algorithms.common import fit_critic, set_linear_lr
 from pwm.config import PWMConfig
-from pwm.losses.actor import critic_loss, imagined_actor_loss
+from pwm.losses.actor import imagined_actor_loss
 from pwm.losses.returns import one_step_targets, td_lambda_targets
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
@@ -84,40 +85,15 @@ class PWM:
         return td_lambda_targets(rewards, next_values, torch.zeros_like(rewards), self.cfg.gamma, self.cfg.lam)
 
     def _fit_critic(self, latents: torch.Tensor, targets: torch.Tensor) -> float:
-        """``critic_iterations`` passes over the H·B (latent, target) pairs in ``critic_batches`` sequential
-        minibatches (no shuffling, as the reference); rows with non-finite targets are dropped."""
-        z, y = latents.reshape(-1, latents.shape[-1]), targets.reshape(-1)
-        keep = torch.isfinite(y)
-        z, y = z[keep], y[keep]
-        size = max(z.shape[0] // self.cfg.critic_batches, 1)
-        losses = []
-        for _ in range(self.cfg.critic_iterations):
-            for start in range(0, z.shape[0], size):
-                loss = critic_loss(self.critic, z[start : start + size], y[start : start + size])
-                self.critic_optim.zero_grad(set_to_none=True)
-                loss.backward()
-                self._clip_critic_grads()
-                self.critic_optim.step()
-                losses.append(loss.detach())
-        return float(torch.stack(losses).mean())
-
-    def _clip_critic_grads(self) -> None:
-        """Clip to ``critic_grad_norm``; NaN/inf entries are zeroed first (the reference's nan_to_num), which
-        is only needed, and only paid for, when the norm is not finite."""
-        params = list(self.critic.parameters())
-        norm = nn.utils.clip_grad_norm_(params, self.cfg.critic_grad_norm)
-        if not torch.isfinite(norm):
-            for p in params:
-                p.grad.nan_to_num_(0.0, 0.0, 0.0)
-            nn.utils.clip_grad_norm_(params, self.cfg.critic_grad_norm)
+        c = self.cfg
+        return fit_critic(
+            self.critic, self.critic_optim, latents, targets, c.critic_iterations, c.critic_batches, c.critic_grad_norm
+        )
 
     def _set_learning_rates(self) -> None:
-        if self.cfg.lr_schedule != "linear":
-            return
-        frac = min(self.iteration / max(self.cfg.max_iterations, 1), 1.0)
-        for optim, lr0 in ((self.actor_optim, self.cfg.actor_lr), (self.critic_optim, self.cfg.critic_lr)):
-            for group in optim.param_groups:
-                group["lr"] = lr0 + (self.cfg.lr_min - lr0) * frac
+        if self.cfg.lr_schedule == "linear":
+            optims = [(self.actor_optim, self.cfg.actor_lr), (self.critic_optim, self.cfg.critic_lr)]
+            set_linear_lr(optims, self.iteration, self.cfg.max_iterations, self.cfg.lr_min)
 
     def state_dict(self) -> dict:
         return {

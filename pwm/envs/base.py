@@ -185,6 +185,21 @@ class BatchedEnv(abc.ABC):
         obs = torch.nan_to_num(obs).index_put((ids,), fresh_obs)
         return new_state, obs
 
+    def state_dict(self) -> dict:
+        """Physics state, progress counters and reset RNG: restoring them continues the same trajectories."""
+        return {
+            "state": {k: v.detach().cpu() for k, v in self.state.items()},
+            "obs": self.obs.detach().cpu(),
+            "progress": self.progress.cpu(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.state = {k: v.to(self.device) for k, v in saved["state"].items()}
+        self.obs = saved["obs"].to(self.device)
+        self.progress = saved["progress"].to(self.device)
+        self.generator.set_state(saved["generator"])
+
     def random_actions(self) -> torch.Tensor:
         """Uniform actions in [-1, 1] drawn from the env's own generator (repeatable with the seed)."""
         return torch.rand(self.num_envs, self.action_dim, generator=self.generator, device=self.device) * 2 - 1

@@ -64,3 +64,25 @@ def policy_prior_loss(
     weights = temporal_weights(cfg.rho, zs.shape[0], q)
     loss = ((cfg.entropy_coef * info["log_prob"] - scale(q)).mean(1) * weights).mean()
     return loss, {"pi_loss": loss, "pi_scale": scale.value, "pi_log_std": info["log_std"].mean()}
+
+
+def scalar_world_model_loss(
+    model: WorldModel, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, gamma: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PWM's single-task world-model loss (pwm.md §2.5): γ^t-weighted latent consistency plus the squared error of
+    a scalar reward head, summed over the H steps and divided by H. ``obs [H+1, B, O]``, ``action [H, B, A]``,
+    ``reward [H, B]`` (already normalised); steps after an episode's end must be masked out by the caller."""
+    horizon = action.shape[0]
+    weights = temporal_weights(gamma, horizon, reward)
+    with torch.no_grad():
+        targets = model.encode(obs[1:])
+    z = model.encode(obs[0])
+    dynamics, rewards = [], []
+    for t in range(horizon):
+        rewards.append(model.decode(model.reward(z, action[t])))
+        z = model.next(z, action[t])
+        dynamics.append(z)
+    consistency = ((torch.stack(dynamics) - targets).pow(2).mean(dim=(1, 2)) * weights).sum()
+    reward_loss = ((torch.stack(rewards) - reward).pow(2).mean(1) * weights).sum()
+    total = (consistency + reward_loss) / horizon
+    return total, {"consistency_loss": consistency / horizon, "reward_loss": reward_loss / horizon, "loss": total}

@@ -92,6 +92,10 @@ class WorldModel(nn.Module):
         return self._reward(self._za(z, a, task))
 
     def decode(self, logits: torch.Tensor, space: Literal["symexp", "symlog"] = "symexp") -> torch.Tensor:
+        """Expected value of a two-hot head; with ``num_bins=1`` (PWM's single-task, MSE-trained reward head) the
+        head's output is the value itself."""
+        if self.cfg.num_bins == 1:
+            return logits.squeeze(-1)
         return two_hot_inv(logits, self.support, space)
 
     def pi(self, z: torch.Tensor, task: TaskArg = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -86,6 +86,18 @@ class MetricLogger:
         with open(self._csv, newline="") as f:
             return list(csv.DictReader(f))
 
+    def truncate_after(self, step: int) -> None:
+        """Drop rows written after ``step`` (a resumed run rewrites them), in both the CSV and the JSONL file."""
+        rows = [r for r in self._read_rows() if int(float(r["step"])) <= step]
+        if self._csv.is_file():
+            with open(self._csv, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns)
+                writer.writeheader()
+                writer.writerows(rows)
+        if self._jsonl.is_file():
+            lines = [ln for ln in self._jsonl.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+            self._jsonl.write_text("".join(f"{ln}\n" for ln in lines))
+
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()

@@ -1,0 +1,213 @@
+"""PWM on one task with a real (non-differentiated) simulator: the dflex setting of pwm.md §2.3-2.7.
+
+Each :meth:`SingleTaskPWM.update` imagines H steps from the envs' current observations through the world model
+while the real envs take the same actions in lock-step (no simulator gradients). The actor's gradient comes only
+from the world model's dynamics, its reward head and the critics. Where a real env finishes, its imagined segment
+ends there (value 0 on termination), and the imagined latent restarts from the encoded real reset state.
+Finished real episodes fill a replay buffer on which the world model keeps training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from pwm.algorithms.common import actor_step, clip_grads_finite, fit_critic, set_linear_lr
+from pwm.config import PWMConfig, resolve_world_model
+from pwm.data.buffer import ReplayBuffer
+from pwm.data.episodes import Episode
+from pwm.envs.base import BatchedEnv, EnvStep
+from pwm.losses.returns import one_step_targets, td_lambda_targets
+from pwm.losses.world_model import scalar_world_model_loss
+from pwm.models.actor_critic import CriticEnsemble, StochasticActor
+from pwm.models.normalizers import RunningMeanStd
+from pwm.models.world_model import WorldModel
+
+StepHook = Callable[[torch.Tensor, EnvStep], None]
+REWARD_CLAMP = 5.0
+
+
+class SingleTaskPWM:
+    def __init__(self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu") -> None:
+        cfg.check()
+        self.cfg = cfg
+        wm_cfg = dataclasses.replace(cfg.world_model, obs_dim=obs_dim, action_dim=action_dim, task_dim=0, num_bins=1)
+        self.wm = WorldModel(resolve_world_model(wm_cfg)).to(device)
+        trained = (self.wm._encoder, self.wm._dynamics, self.wm._reward)  # PWM trains no Q or policy prior
+        self.wm_params = [p for module in trained for p in module.parameters()]
+        latent = self.wm.cfg.latent_dim
+        self.actor = StochasticActor(latent, action_dim, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd).to(device)
+        self.critic = CriticEnsemble(latent, cfg.critic_hidden, cfg.num_critics).to(device)
+        betas = tuple(cfg.betas)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
+        self.wm_optim = torch.optim.Adam(self.wm_params, lr=cfg.wm_lr)
+        self.obs_rms = RunningMeanStd((obs_dim,)).to(device)
+        self.rew_rms = RunningMeanStd().to(device)
+        self.ret_rms = RunningMeanStd().to(device)
+        self.iteration = 0
+        self.wm_bootstrapped = False
+
+    # ---- acting ------------------------------------------------------------------------------------------------
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.obs_rms:
+            return obs
+        return ((obs - self.obs_rms.mean) / self.obs_rms.std()).to(obs.dtype)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return torch.tanh(self.actor(self.wm.encode(self.normalize(obs)), deterministic))
+
+    @torch.no_grad()
+    def collect(self, env: BatchedEnv, steps: int, on_step: StepHook | None = None) -> None:
+        """Step the real envs with the current stochastic policy only (warm-up while the buffer is empty)."""
+        for _ in range(steps):
+            action = self.act(env.obs, deterministic=False)
+            out = env.step(action)
+            if on_step is not None:
+                on_step(action, out)
+
+    # ---- one iteration -----------------------------------------------------------------------------------------
+    def update(self, env: BatchedEnv, buffer: ReplayBuffer, on_step: StepHook | None = None) -> dict[str, float]:
+        """Actor step on the imagined return, critic fit, then world-model training on ``buffer``."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "linear":
+            optims = [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr), (self.wm_optim, cfg.wm_lr)]
+            set_linear_lr(optims, self.iteration, cfg.max_iterations, cfg.lr_min)
+        self.wm.requires_grad_(False)
+        rollout = self._imagine(env, on_step)
+        self.wm.requires_grad_(True)
+        per_env = rollout["loss"]
+        if cfg.ret_rms:
+            self.ret_rms.update(per_env)
+            loss = (per_env / self.ret_rms.std().to(per_env.dtype)).mean()
+        else:
+            loss = per_env.mean() / cfg.horizon
+        who = f"PWM iteration {self.iteration}"
+        grad_norm = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, who)
+        r, v = rollout["rewards"], rollout["next_values"]
+        if cfg.critic_targets == "one_step":
+            targets = one_step_targets(r, v, cfg.gamma)
+        else:
+            targets = td_lambda_targets(r, v, rollout["dones"], cfg.gamma, cfg.lam)
+        value_loss = fit_critic(
+            self.critic, self.critic_optim, rollout["latents"], targets,
+            cfg.critic_iterations, cfg.critic_batches, cfg.critic_grad_norm,
+        )  # fmt: skip
+        steps = cfg.wm_iterations if self.wm_bootstrapped else cfg.wm_bootstrap_iterations
+        wm_metrics = self.train_world_model(buffer, steps)
+        self.wm_bootstrapped = True
+        self.iteration += 1
+        return {
+            "actor/loss": float(loss.detach()),
+            "actor/grad_norm": grad_norm,
+            "actor/imagined_return": float(-per_env.detach().mean()),
+            "actor/logstd": float(self.actor.logstd.detach().mean()),
+            "critic/loss": value_loss,
+            "critic/target_mean": float(targets.mean()),
+            "lr/actor": self.actor_optim.param_groups[0]["lr"],
+            **wm_metrics,
+        }
+
+    def _imagine(self, env: BatchedEnv, on_step: StepHook | None) -> dict[str, torch.Tensor]:
+        cfg, gamma = self.cfg, self.cfg.gamma
+        with torch.no_grad():
+            z = self.wm.encode(self.normalize(env.obs))
+        n = z.shape[0]
+        loss = torch.zeros(n, device=z.device)
+        ret = torch.zeros(n, device=z.device)
+        discount = torch.ones(n, device=z.device)
+        latents, rewards, next_values, dones = [], [], [], []
+        for t in range(cfg.horizon):
+            latents.append(z.detach())
+            action = torch.tanh(self.actor(z.detach()))
+            reward = self.wm.decode(self.wm.reward(z, action)).nan_to_num(0.0)
+            z = self.wm.next(z, action)
+            with torch.no_grad():
+                out = env.step(action.detach())
+            if on_step is not None:
+                on_step(action.detach(), out)
+            value = self.critic.min(z, detach=True)
+            value = torch.where(out.terminated, torch.zeros_like(value), value)
+            ret = ret + discount * reward
+            last = t == cfg.horizon - 1
+            weight = gamma * discount * (gamma if last and cfg.terminal_bootstrap == "gamma_h_plus_1" else 1.0)
+            segment = ret + weight * value
+            done = out.terminated | out.truncated
+            end = torch.ones_like(done) if last else done
+            loss = loss - torch.where(end, segment, torch.zeros_like(segment))
+            rewards.append(reward.detach())
+            next_values.append(value.detach())
+            dones.append(done.float())
+            if done.any() and not last:
+                with torch.no_grad():
+                    fresh = self.wm.encode(self.normalize(out.obs))
+                z = torch.where(done[:, None], fresh, z)
+                ret = torch.where(done, torch.zeros_like(ret), ret)
+            discount = torch.where(done, torch.ones_like(discount), gamma * discount)
+        return {
+            "loss": loss,
+            "latents": torch.stack(latents),
+            "rewards": torch.stack(rewards),
+            "next_values": torch.stack(next_values),
+            "dones": torch.stack(dones),
+        }
+
+    # ---- world model -------------------------------------------------------------------------------------------
+    def add_episodes(self, buffer: ReplayBuffer, episodes: list[Episode]) -> None:
+        """Store finished real episodes; their observations and rewards update the running normalisers."""
+        for e in episodes:
+            buffer.add_episode(e.obs, e.action, e.reward, terminated=e.terminated)
+            device = self.obs_rms.mean.device
+            self.obs_rms.update(torch.as_tensor(e.obs, device=device))
+            self.rew_rms.update(torch.as_tensor(e.reward, device=device))
+
+    def train_world_model(self, buffer: ReplayBuffer, steps: int) -> dict[str, float]:
+        """``steps`` gradient steps on replay windows; rewards scaled by the running std (clamped to ±5)."""
+        if buffer.num_windows == 0 or steps == 0:
+            return {}
+        totals: dict[str, float] = {}
+        for _ in range(steps):
+            batch = buffer.sample()
+            obs = self.normalize(batch.obs)
+            reward = batch.reward
+            if self.cfg.rew_rms:
+                reward = (reward / self.rew_rms.std().to(reward.dtype)).clamp(-REWARD_CLAMP, REWARD_CLAMP)
+            loss, metrics = scalar_world_model_loss(self.wm, obs, batch.action, reward, self.cfg.gamma)
+            self.wm_optim.zero_grad(set_to_none=True)
+            loss.backward()
+            grad = clip_grads_finite(self.wm_params, self.cfg.wm_grad_norm)
+            self.wm_optim.step()
+            for key, value in {**metrics, "grad_norm": grad}.items():
+                totals[f"wm/{key}"] = totals.get(f"wm/{key}", 0.0) + float(value.detach()) / steps
+        return totals
+
+    # ---- checkpoints -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "world_model": self.wm.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_optim": self.actor_optim.state_dict(),
+            "critic_optim": self.critic_optim.state_dict(),
+            "wm_optim": self.wm_optim.state_dict(),
+            "obs_rms": self.obs_rms.state_dict(),
+            "rew_rms": self.rew_rms.state_dict(),
+            "ret_rms": self.ret_rms.state_dict(),
+            "iteration": self.iteration,
+            "wm_bootstrapped": self.wm_bootstrapped,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wm.load_state_dict(state["world_model"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.actor_optim.load_state_dict(state["actor_optim"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        self.wm_optim.load_state_dict(state["wm_optim"])
+        for name in ("obs_rms", "rew_rms", "ret_rms"):
+            getattr(self, name).load_state_dict(state[name])
+        self.iteration = state["iteration"]
+        self.wm_bootstrapped = state["wm_bootstrapped"]
