@@ -179,6 +179,32 @@ class ReplayBuffer(_WindowSampler):
         self._transitions += steps
         self._index = None
 
+    def export_episodes(self) -> list[dict[str, Any]]:
+        """The stored episodes, oldest first, as arrays ``add_episode`` takes (for run states)."""
+        out = []
+        for e in self._episodes:
+            rows = slice(e.start, e.start + e.rows)
+            s = self._storage
+            out.append({
+                "obs": s["obs"][rows].copy(), "action": s["action"][rows][1:].copy(),
+                "reward": s["reward"][rows][1:].copy(), "terminated": s["terminated"][rows][1:].copy(), "task": e.task,
+            })  # fmt: skip
+        return out
+
+    def state_dict(self, with_episodes: bool = False) -> dict[str, Any]:
+        state = super().state_dict()
+        if with_episodes:
+            state["episodes"] = self.export_episodes()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the sampling RNG and, when the state holds them, the episodes (replacing the current ones)."""
+        super().load_state_dict(state)
+        if "episodes" in state:
+            self._storage, self._episodes, self._head, self._transitions, self._index = {}, deque(), 0, 0, None
+            for e in state["episodes"]:
+                self.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["task"])
+
     def _allocate(self, obs_dim: int, action_dim: int) -> None:
         n = self._size
         self._storage = {

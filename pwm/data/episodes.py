@@ -86,6 +86,25 @@ class EpisodeRecorder:
             self._steps[i] = []
             self._start[i] = reset_obs.detach().cpu().numpy()
 
+    def state_dict(self) -> dict:
+        """Episodes in progress and the recent-return window, so a resumed run records them whole."""
+        return {
+            "returns": self._returns.clone(), "lengths": self._lengths.clone(), "steps": self._steps,
+            "start": self._start, "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths), "episodes_done": self.episodes_done,
+            "finished": self.finished,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self._returns, self._lengths = state["returns"].clone(), state["lengths"].clone()
+        self._steps, self._start = state["steps"], state["start"]
+        self.recent_returns.clear()
+        self.recent_returns.extend(state["recent_returns"])
+        self.recent_lengths.clear()
+        self.recent_lengths.extend(state["recent_lengths"])
+        self.episodes_done = state["episodes_done"]
+        self.finished = list(state["finished"])
+
     def pop_finished(self) -> list[Episode]:
         out, self.finished = self.finished, []
         return out

@@ -104,9 +104,12 @@ class DflexRun:
         }  # fmt: skip
         self.algo, self.buffer = self._build_algorithm()
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=self.general.keep_checkpoints)
-        self.components = {"algo": self.algo, "env": self.env}
+        keep_data = self.is_pwm or getattr(self.alg_cfg, "save_data", False)
+        self.recorder = EpisodeRecorder(self.env.reset(seed=self.seed), keep_data=keep_data)
+        self.components = {"algo": self.algo, "env": self.env, "recorder": self.recorder}
+        if self.buffer is not None:
+            self.components["replay"] = _WithEpisodes(self.buffer)
         self.env_steps, self.best_return, self.total_time = 0, float("-inf"), 0.0
-        self.saved_episodes: list = []
 
     def _build_algorithm(self):
         obs_dim, action_dim = self.env.obs_dim, self.env.action_dim
@@ -190,8 +193,7 @@ class DflexRun:
         (self.run_dir / "run_info.json").write_text(
             json.dumps({"env": self.env_name, "alg": self.alg_cfg.name, "seed": self.seed})
         )
-        obs = self.env.reset(seed=self.seed) if fresh else self.env.obs
-        recorder = EpisodeRecorder(obs, keep_data=self.is_pwm or getattr(self.alg_cfg, "save_data", False))
+        recorder = self.recorder
         last_eval: dict[str, float] = {}
         try:
             if self.is_pwm:
@@ -201,8 +203,8 @@ class DflexRun:
             last_eval = self._loop(start_iteration, recorder, logger)
         finally:
             logger.close()
-        if self.saved_episodes:
-            save_episodes(self.run_dir / "episodes.pt", self.saved_episodes, self.env_name)
+        if not self.is_pwm and self.alg_cfg.save_data and recorder.finished:
+            save_episodes(self.run_dir / "episodes.pt", recorder.finished, self.env_name)
         plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png", self.env_name)
         return last_eval
 
@@ -218,8 +220,7 @@ class DflexRun:
             metrics = self.algo.update(self.env, self.buffer, recorder.record)
             self.algo.add_episodes(self.buffer, recorder.pop_finished())
         else:
-            metrics = self.algo.update(self.env, recorder.record)
-            self.saved_episodes.extend(recorder.pop_finished())
+            metrics = self.algo.update(self.env, recorder.record)  # save_data: episodes stay in recorder.finished
         self.env_steps += self.alg_cfg.horizon * self.env.num_envs
         return metrics
 
@@ -256,6 +257,19 @@ class DflexRun:
                 self.save(iteration)
         bar.close()
         return last_eval
+
+
+class _WithEpisodes:
+    """A replay buffer whose run-state entry holds its episodes, so a resumed PWM run samples the same data."""
+
+    def __init__(self, buffer: ReplayBuffer) -> None:
+        self.buffer = buffer
+
+    def state_dict(self) -> dict:
+        return self.buffer.state_dict(with_episodes=True)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.buffer.load_state_dict(state)
 
 
 def plot_learning_curve(metrics_csv: Path, out: Path, title: str) -> None:

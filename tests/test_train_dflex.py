@@ -1,0 +1,185 @@
+"""train_dflex.py with PWM and SHAC on CartPole: outputs, resume, gradient paths, pretraining data, bad input."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from pwm.algorithms.pwm_single_task import SingleTaskPWM
+from pwm.algorithms.shac import SHAC
+from pwm.config import ConfigError, PWMConfig, SHACConfig, WorldModelConfig, register_configs
+from pwm.data.buffer import ReplayBuffer
+from pwm.data.episodes import EpisodeFileError, EpisodeRecorder, load_episodes, save_episodes
+from pwm.envs.dflex import make_dflex_env
+from pwm.training.dflex import DflexRun
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_WM = {"latent_dim": 32, "enc_dim": 32, "mlp_dim": 32, "num_enc_layers": 2, "num_q": 2, "dropout": 0.0}
+SMALL = [
+    "env.config.episode_length=20", "general.eval_runs=2", "general.eval_freq=2", "general.save_interval=2",
+    "general.threads=1", "logger.wandb=false", "logger.progress=false", "logger.log_every=1",
+]  # fmt: skip
+SHAC_SMALL = ["alg=shac", "env.shac.num_envs=4", "alg.horizon=8", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]"]
+PWM_SMALL = [
+    "alg=pwm", "env.pwm.num_envs=4", "alg.horizon=4", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]",
+    "alg.wm_bootstrap_iterations=3", "alg.wm_iterations=2", "alg.wm_batch_size=8", "alg.wm_horizon=4",
+    *(f"env.pwm.world_model.{k}={v}" for k, v in TINY_WM.items()),
+]  # fmt: skip
+
+
+def _compose(overrides: list[str]):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
+        return compose(config_name="config_dflex", overrides=overrides)
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("alg", ["pwm", "shac"])
+def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
+    run_dir = tmp_path / alg
+    args = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), f"general.run_dir={run_dir}"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole"]
+    first = subprocess.run([*cmd, *args, f"env.{alg}.max_iterations=4"], capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"done: dflex_cartpole {alg}" in first.stdout
+    for name in ("metrics.csv", "metrics.jsonl", "best_policy.pt", "learning_curve.png", "run_info.json"):
+        assert (run_dir / name).is_file(), name
+    rows = _rows(run_dir)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["env_steps"]) > 0 for r in rows) and rows[1]["eval/return"] != ""
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["state_000000002.pt", "state_000000004.pt"]
+    more = subprocess.run([*cmd, *args, f"env.{alg}.max_iterations=6"], capture_output=True, text=True, cwd=tmp_path)
+    assert more.returncode == 0, more.stderr[-2000:]
+    rows = _rows(run_dir)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert float(rows[-1]["env_steps"]) > float(rows[3]["env_steps"])
+
+
+@pytest.mark.parametrize("alg", ["pwm", "shac"])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, alg):
+    """A run killed after its iteration-2 checkpoint and resumed writes the same rows as an uninterrupted run."""
+    overrides = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), f"env.{alg}.max_iterations=4", "seed=3"]
+    full = tmp_path / "full"
+    DflexRun(_compose(overrides), full).run()
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    (cut / "checkpoints" / "state_000000004.pt").unlink()
+    DflexRun(_compose(overrides), cut).run()
+    keys = ["step", "env_steps", "actor/loss", "critic/loss", "eval/return"]
+    assert [[r[k] for k in keys] for r in _rows(cut)] == [[r[k] for k in keys] for r in _rows(full)]
+
+
+class _ZeroGradThroughSim(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.zeros_like(grad)
+
+
+def test_shac_actor_gradient_flows_only_through_the_simulator():
+    torch.manual_seed(0)
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 4}, requires_grad=True)
+    env.reset(seed=0)
+    cfg = SHACConfig(horizon=6, actor_hidden=[16], critic_hidden=[16], max_iterations=10)
+    algo = SHAC(env.obs_dim, env.action_dim, cfg)
+    loss = algo._rollout(env, None)["loss"].mean()
+    loss.backward()
+    grads = [p.grad for p in algo.actor.parameters()]
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    assert all(p.grad is None for p in algo.critic.parameters())
+    # Block gradients through the physics step only: the actor then gets exactly none (CartPole's reward does not
+    # read the action, so every path from the actor to the loss crosses the simulator).
+    blocked = make_dflex_env("dflex_cartpole", {"num_envs": 4}, requires_grad=True)
+    simulate = blocked._simulate
+    blocked._simulate = lambda s, a: {k: _ZeroGradThroughSim.apply(v) for k, v in simulate(s, a).items()}
+    blocked.reset(seed=0)
+    algo.actor.zero_grad(set_to_none=True)
+    algo._rollout(blocked, None)["loss"].mean().backward()
+    assert all(p.grad is None or not p.grad.any() for p in algo.actor.parameters())
+    with pytest.raises(ValueError, match="requires_grad=False"):
+        algo.update(make_dflex_env("dflex_cartpole", {"num_envs": 4}))
+
+
+def test_pwm_actor_gradient_flows_only_through_the_world_model():
+    torch.manual_seed(0)
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 4})
+    env.reset(seed=0)
+    cfg = PWMConfig(horizon=5, batch_size=4, actor_hidden=[16], critic_hidden=[16], world_model=WorldModelConfig(
+        size=None, **TINY_WM))  # fmt: skip
+    algo = SingleTaskPWM(env.obs_dim, env.action_dim, cfg)
+    algo.wm.requires_grad_(False)
+    rollout = algo._imagine(env, None)
+    rollout["loss"].mean().backward()
+    assert sum(float(p.grad.abs().sum()) for p in algo.actor.parameters()) > 0
+    assert all(p.grad is None for p in algo.critic.parameters())
+    assert all(p.grad is None for p in algo.wm.parameters())
+    assert all(v.grad_fn is None for v in env.state.values())  # the real env was stepped without a graph
+    # With the world model's action inputs cut off, the actor has no other path to the loss.
+    algo.actor.zero_grad(set_to_none=True)
+    for net in (algo.wm._dynamics, algo.wm._reward):
+        first = net[0].weight
+        first.data[:, -env.action_dim :] = 0.0
+    algo._imagine(env, None)["loss"].mean().backward()
+    assert all(p.grad is None or not p.grad.any() for p in algo.actor.parameters())
+
+
+def test_shac_episodes_become_pwm_pretraining_data(tmp_path):
+    shac_dir = tmp_path / "shac"
+    DflexRun(_compose([*SMALL, *SHAC_SMALL, "env.shac.max_iterations=6", "alg.save_data=true"]), shac_dir).run()
+    episodes = load_episodes(shac_dir / "episodes.pt", obs_dim=5, action_dim=1)
+    assert len(episodes) >= 4 and all(e.length == 20 and e.obs.shape == (21, 5) for e in episodes)
+    pwm_dir = tmp_path / "pwm"
+    overrides = [*SMALL, *PWM_SMALL, "env.pwm.max_iterations=2", f"general.pretrain={shac_dir / 'episodes.pt'}",
+                 "general.pretrain_steps=5"]  # fmt: skip
+    run = DflexRun(_compose(overrides), pwm_dir)
+    run.run()
+    assert run.buffer.num_episodes >= len(episodes)
+    assert "pretrain/wm/loss" in _rows(pwm_dir)[0]
+
+
+def test_episode_recorder_and_file_round_trip(tmp_path):
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 2, "episode_length": 3})
+    recorder = EpisodeRecorder(env.reset(seed=0), keep_data=True)
+    start = env.obs.clone()
+    for _ in range(3):
+        action = env.random_actions()
+        recorder.record(action, env.step(action))
+    episodes = recorder.pop_finished()
+    assert len(episodes) == 2 and torch.equal(torch.from_numpy(episodes[0].obs[0]), start[0])
+    assert recorder.mean_length() == 3.0
+    save_episodes(tmp_path / "e.pt", episodes, "dflex_cartpole")
+    back = load_episodes(tmp_path / "e.pt", 5, 1)
+    assert all((a.obs == b.obs).all() and (a.reward == b.reward).all() for a, b in zip(episodes, back, strict=True))
+    with pytest.raises(EpisodeFileError, match="obs 5 / action 1"):
+        load_episodes(tmp_path / "e.pt", 37, 8)
+    buffer = ReplayBuffer(1000, 2, 2, max_episode_length=3)
+    for e in back:
+        buffer.add_episode(e.obs, e.action, e.reward, terminated=e.terminated)
+    assert buffer.sample().obs.shape == (3, 2, 5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["alg=shac", "+env.shac.bogus=1"], "alg: Key .bogus. not in .SHACConfig."),
+        (["env.config.start_pose=sideways"], "start_pose"),
+        (["alg=shac", "alg.critic_targets=mc"], "alg.critic_targets='mc'"),
+    ],
+)
+def test_bad_config_values_fail_with_one_line(tmp_path, overrides, message):
+    with pytest.raises((ConfigError, ValueError), match=message):
+        DflexRun(_compose([*SMALL, *overrides]), tmp_path)
