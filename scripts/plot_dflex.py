@@ -1,0 +1,37 @@
+"""Collect single-task runs (seeds x algorithms) and plot return vs env steps with IQM and 95% CI bands.
+
+python scripts/plot_dflex.py runs/dflex --out curves.png             # every run under runs/dflex
+python scripts/plot_dflex.py run_a run_b run_c --metric train         # stochastic training returns
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pwm.evaluation.aggregate import ResultsError
+from pwm.evaluation.curves import curves, find_runs, format_curves, plot_curves, read_curve_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="run directories or folders holding them")
+    parser.add_argument("--metric", choices=["eval", "train"], default="eval")
+    parser.add_argument("--points", type=int, default=50, help="env-step grid points per curve")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--out", default="dflex_curves.png")
+    args = parser.parse_args(argv)
+    try:
+        runs = [read_curve_run(p, args.metric) for p in find_runs(args.paths)]
+        result = curves(runs, args.points, args.reps)
+        path = plot_curves(result, args.out, args.metric)
+    except ResultsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(format_curves(result))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
