@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -64,6 +66,13 @@ def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
     rows = _rows(run_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert float(rows[-1]["env_steps"]) > float(rows[3]["env_steps"])
+    evaluation = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "eval_dflex.py"), str(run_dir), "--episodes", "3", "--device", "cpu"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert evaluation.returncode == 0, evaluation.stderr[-2000:]
+    result = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    assert result["alg"] == alg and result["length"] == 20 and np.isfinite(result["return"])
 
 
 @pytest.mark.parametrize("alg", ["pwm", "shac"])
@@ -183,3 +192,16 @@ def test_episode_recorder_and_file_round_trip(tmp_path):
 def test_bad_config_values_fail_with_one_line(tmp_path, overrides, message):
     with pytest.raises((ConfigError, ValueError), match=message):
         DflexRun(_compose([*SMALL, *overrides]), tmp_path)
+
+
+def test_evaluation_of_a_known_policy():
+    """A pole hanging still under zero force earns -pi^2 per step (pre-step reward), for all 240 steps."""
+    import math
+
+    from pwm.training.dflex import evaluate_policy
+
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 3, "stochastic_init": False})
+    result = evaluate_policy(env, lambda obs: torch.zeros(obs.shape[0], 1), seed=0)
+    assert result["length"] == 240
+    assert result["return"] == pytest.approx(-240 * math.pi**2, rel=1e-5)
+    assert result["final_reward"] == pytest.approx(-(math.pi**2), rel=1e-5)

@@ -56,22 +56,34 @@ def build_alg_config(alg: Any, env: Any) -> tuple[PWMConfig | SHACConfig, int | 
 
 
 @torch.no_grad()
-def evaluate_policy(env: BatchedEnv, policy, seed: int) -> dict[str, float]:
-    """One episode per env with the deterministic ``policy`` (obs -> action); mean return and length."""
+def evaluate_policy(env: BatchedEnv, policy, seed: int, tail: int = 60) -> dict[str, float]:
+    """One episode per env with the deterministic ``policy`` (obs -> action).
+
+    Returns the mean return and length, and ``final_reward``: the mean reward over each episode's last ``tail``
+    steps (1 s at 60 Hz), which tells a policy that ends in the goal state (a balanced pole) from one that
+    only passes through it.
+    """
     obs = env.reset(seed=seed)
-    returns = torch.zeros(env.num_envs, dtype=torch.float64, device=env.device)
-    lengths = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
+    rewards, alive = [], []
     running = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     while running.any():
         out = env.step(policy(obs))
-        returns += torch.where(running, out.reward.double(), torch.zeros_like(returns))
-        lengths += running.long()
+        rewards.append(out.reward.double())
+        alive.append(running.clone())
         running &= ~(out.terminated | out.truncated)
         obs = out.obs
+    reward, mask = torch.stack(rewards), torch.stack(alive)
+    reward = torch.where(mask, reward, torch.zeros_like(reward))
+    lengths = mask.sum(0)
+    returns = reward.sum(0)
+    steps = torch.arange(reward.shape[0], device=reward.device)[:, None]
+    in_tail = mask & (steps >= lengths - tail)
+    final = (reward * in_tail).sum(0) / in_tail.sum(0).clamp(min=1)
     return {
         "return": float(returns.mean()),
         "return_std": float(returns.std()) if env.num_envs > 1 else 0.0,
-        "length": float(lengths.float().mean()),
+        "length": float(lengths.double().mean()),
+        "final_reward": float(final.mean()),
     }
 
 
