@@ -205,3 +205,17 @@ def test_evaluation_of_a_known_policy():
     assert result["length"] == 240
     assert result["return"] == pytest.approx(-240 * math.pi**2, rel=1e-5)
     assert result["final_reward"] == pytest.approx(-(math.pi**2), rel=1e-5)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "cfg" / "env").glob("dflex_*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("alg", ["pwm", "shac"])
+def test_every_env_config_composes_for_both_algorithms(path, alg):
+    """Each env yaml's task settings fit its config class and its per-algorithm block fits the alg schema."""
+    from pwm.envs.dflex import make_env_config
+    from pwm.training.dflex import build_alg_config
+
+    cfg = _compose([f"env={path.stem}", f"alg={alg}"])
+    task_cfg = make_env_config(cfg.env.name, cfg.env.config)
+    alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env)
+    alg_cfg.check()
+    assert task_cfg.num_envs > 0 and num_envs > 0 and alg_cfg.name == alg and alg_cfg.max_iterations > 0

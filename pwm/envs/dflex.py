@@ -18,6 +18,11 @@ from pwm.envs.base import BatchedEnv
 TASKS: dict[str, tuple[str, str, str]] = {
     "dflex_cartpole": ("pwm.envs.planar", "CartPoleSwingUpEnv", "CartPoleConfig"),
     "dflex_doublependulum": ("pwm.envs.planar", "DoublePendulumEnv", "DoublePendulumConfig"),
+    "dflex_hopper": ("pwm.envs.hopper", "HopperEnv", "HopperConfig"),
+    "dflex_ant": ("pwm.envs.ant", "AntEnv", "AntConfig"),
+    "dflex_humanoid": ("pwm.envs.humanoid", "HumanoidEnv", "HumanoidConfig"),
+    "dflex_anymal": ("pwm.envs.anymal", "AnymalEnv", "AnymalConfig"),
+    "dflex_snu_humanoid": ("pwm.envs.snu_humanoid", "SNUHumanoidEnv", "SNUHumanoidConfig"),
 }
 
 

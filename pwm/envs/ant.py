@@ -1,0 +1,108 @@
+"""dflex's Ant on warp/newton (Featherstone): obs 37, act 8, 16 substeps of 1/960 s per 1/60 s control step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pwm.envs.base import State
+from pwm.envs.warp_sim import WarpArticulationEnv, WarpEnvConfig, configure_joints, load_mjcf, newton_asset
+
+
+@dataclass
+class AntConfig(WarpEnvConfig):
+    """dflex Ant constants (``envs_and_peers.md`` A.2), on newton's ``nv_ant.xml`` (gym's Ant geometry).
+
+    Physics: density 1000 for every geom (dflex's rule; the MJCF's density 5 is ignored, so the Ant weighs ~180 kg),
+    hinge armature 0.05, joint damping 1.0 plus dflex's always-on limit damping 10, limit stiffness 1e3, no joint
+    stiffness. Contact: dflex's fork values ke 4e4, kd 1e4 (depth-scaled), kf 3e3, mu 0.75. They are stable at 16
+    substeps here because the contact is dflex's point-penalty model (not newton's collision pipeline, for which
+    rewarped needed ~10x lower ke); the test suite checks that the Ant settles and stays at rest.
+    """
+
+    num_envs: int = 128
+    substeps: int = 16
+    contact_ke: float = 4.0e4
+    contact_kd: float = 1.0e4
+    contact_kf: float = 3.0e3
+    contact_mu: float = 0.75
+    limit_ke: float = 1.0e3
+    limit_kd: float = 10.0
+    armature: float = 0.05
+    joint_damping: float = 1.0
+    action_strength: float = 200.0
+    start_height: float = 0.75
+    start_joint_q: tuple[float, ...] = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
+    pos_noise: float = 0.1
+    rot_noise: float = math.pi / 24
+    joint_noise: float = 0.2
+    qd_noise: float = 0.25
+    target_x: float = 10000.0
+    termination_height: float = 0.27
+    up_weight: float = 0.1
+    heading_weight: float = 1.0
+    height_offset: float = 0.27
+    action_penalty: float = 0.0
+
+
+class AntEnv(WarpArticulationEnv):
+    """Obs (37): [height, quat xyzw (4, with dflex's base rotation), COM lin vel (3), ang vel (3), joint q (8),
+    0.1 * joint qd (8), up_y, heading_proj, previous action (8)], all in dflex's Y-up frame. Reward:
+    v_x + 0.1 up + heading + (height - 0.27) - 0 * |a|^2. Terminates when height < 0.27."""
+
+    name = "dflex_ant"
+    obs_dim = 37
+    action_dim = 8
+    cfg: AntConfig
+
+    def __init__(self, cfg: AntConfig | None = None, requires_grad: bool = False) -> None:
+        super().__init__(cfg if cfg is not None else AntConfig(), requires_grad)
+
+    def _build_robot(self, builder: Any) -> None:
+        cfg = self.cfg
+        load_mjcf(builder, newton_asset("nv_ant.xml"), density=cfg.density)
+        configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
+        configure_joints(
+            builder,
+            slice(6, None),
+            armature=cfg.armature,
+            damping=cfg.joint_damping,
+            stiffness=0.0,
+            limit_ke=cfg.limit_ke,
+            limit_kd=cfg.limit_kd,
+        )
+
+    def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
+        root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
+        return torch.cat((root, self.cfg.action_strength * action), dim=-1)
+
+    def _initial_state(self, n: int) -> State:
+        cfg = self.cfg
+        return self.free_base_initial_state(
+            n,
+            (0.0, 0.0, cfg.start_height),
+            cfg.start_joint_q,
+            cfg.pos_noise,
+            cfg.rot_noise,
+            cfg.joint_noise,
+            cfg.qd_noise,
+        )
+
+    def _observe(self, state: State) -> torch.Tensor:
+        return self.free_base_obs(state, self.cfg.target_x)
+
+    def _reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        return (
+            obs[:, 5]
+            + cfg.up_weight * obs[:, 27]
+            + cfg.heading_weight * obs[:, 28]
+            + (obs[:, 0] - cfg.height_offset)
+            - cfg.action_penalty * (action**2).sum(-1)
+        )
+
+    def _terminated(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, 0] < self.cfg.termination_height

@@ -1,0 +1,132 @@
+"""Render PNG strips of warp/newton rollouts (Ant, Humanoid, Hopper) with MuJoCo's renderer.
+
+    MUJOCO_GL=egl python scripts/render_rollout.py --tasks ant,humanoid --steps 120 --frames 8 --out /tmp/renders
+
+For each task and each action mode (``zero``: all-zero torques; ``random``: uniform in [-1, 1]) it rolls out one env
+(deterministic start, early termination off) and writes ``<out>/<task>_<mode>.png``: ``--frames`` evenly spaced
+frames side by side, the first being the start state. Rendering is kinematic only: the newton joint coordinates are
+copied into the same MJCF loaded in MuJoCo (``qpos`` = newton ``q`` with the free joint's quaternion reordered from
+xyzw to wxyz; both run Z-up in the MJCF's own frame), followed by ``mj_forward``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import torch
+
+
+def make_env(task: str):
+    if task == "ant":
+        from pwm.envs.ant import AntConfig, AntEnv
+        from pwm.envs.warp_sim import newton_asset
+
+        env = AntEnv(AntConfig(num_envs=1, stochastic_init=False, early_termination=False))
+        return env, newton_asset("nv_ant.xml")
+    if task == "humanoid":
+        from pwm.envs.humanoid import HumanoidConfig, HumanoidEnv
+        from pwm.envs.warp_sim import newton_asset
+
+        env = HumanoidEnv(HumanoidConfig(num_envs=1, stochastic_init=False, early_termination=False))
+        return env, newton_asset("nv_humanoid.xml")
+    if task == "hopper":
+        from pwm.envs.hopper import HopperConfig, HopperEnv
+        from pwm.envs.warp_sim import ASSET_DIR
+
+        env = HopperEnv(HopperConfig(num_envs=1, stochastic_init=False, early_termination=False))
+        return env, str(ASSET_DIR / "hopper.xml")
+    raise SystemExit(f"unknown task {task!r}; valid: ant, humanoid, hopper")
+
+
+def mujoco_model(path: str):
+    import mujoco
+
+    root = ET.parse(path).getroot()
+    for sensor in root.findall("sensor"):  # nv_humanoid.xml's touch sensors name a missing site
+        root.remove(sensor)
+    world = root.find("worldbody")
+    for geom in world.findall("geom"):  # a plain light floor, so that ground contact is visible
+        if geom.get("type") == "plane":
+            world.remove(geom)
+    ET.SubElement(world, "geom", name="floor", type="plane", size="50 50 0.1", rgba="0.75 0.78 0.8 1")
+    ET.SubElement(world, "light", pos="0 -2 6", dir="0 0.3 -1", directional="true", diffuse="0.6 0.6 0.6")
+    return mujoco.MjModel.from_xml_string(ET.tostring(root, encoding="unicode"))
+
+
+def to_qpos(q: np.ndarray, free_base: bool) -> np.ndarray:
+    if not free_base:
+        return q.astype(np.float64)
+    return np.concatenate((q[:3], q[6:7], q[3:6], q[7:])).astype(np.float64)
+
+
+def rollout(env, mode: str, steps: int, seed: int) -> list[np.ndarray]:
+    env.set_requires_grad(False)
+    env.reset(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    qs = [env.state["q"][0].numpy().copy()]
+    for _ in range(steps):
+        if mode == "zero":
+            action = torch.zeros(1, env.action_dim)
+        else:
+            action = torch.rand(1, env.action_dim, generator=gen) * 2 - 1
+        env.step(action)
+        qs.append(env.state["q"][0].numpy().copy())
+    return qs
+
+
+def render_strip(model, qs: list[np.ndarray], free_base: bool, frames: int, size: int) -> tuple[np.ndarray, list]:
+    import mujoco
+
+    data = mujoco.MjData(model)
+    renderer = mujoco.Renderer(model, height=size, width=size)
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+    camera.distance, camera.elevation, camera.azimuth = 3.5, -12.0, 90.0
+    picks = np.linspace(0, len(qs) - 1, frames).round().astype(int)
+    images, heights = [], []
+    for i in picks:
+        data.qpos[:] = to_qpos(qs[i], free_base)
+        mujoco.mj_forward(model, data)
+        root = data.xpos[1]  # the first body (torso) in world coordinates
+        camera.lookat[:] = (root[0], root[1], 0.5)
+        renderer.update_scene(data, camera=camera)
+        images.append(renderer.render())
+        heights.append((int(i), float(root[2])))
+    renderer.close()
+    return np.concatenate(images, axis=1), heights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="ant,humanoid")
+    p.add_argument("--modes", default="zero,random")
+    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=240)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="/tmp/renders")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    import imageio.v2 as imageio
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        env, path = make_env(task)
+        model = mujoco_model(path)
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            qs = rollout(env, mode, args.steps, args.seed)
+            strip, heights = render_strip(model, qs, env.free_base, args.frames, args.size)
+            file = out / f"{task}_{mode}.png"
+            imageio.imwrite(file, strip)
+            print(file, "torso height by step:", ", ".join(f"{s}: {h:.2f}" for s, h in heights))
+
+
+if __name__ == "__main__":
+    main()
