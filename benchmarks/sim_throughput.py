@@ -59,10 +59,22 @@ def _humanoid(n: int, device: str, grad: bool) -> Any:
     return HumanoidEnv(HumanoidConfig(num_envs=n, device=device), requires_grad=grad)
 
 
-def _hopper_xml() -> str:
-    from pwm.envs.warp_sim import ASSET_DIR
+def _registered(name: str) -> Callable[[int, str, bool], Any]:
+    def build(n: int, device: str, grad: bool) -> Any:
+        from pwm.envs.dflex import make_dflex_env
 
-    return str(ASSET_DIR / "hopper.xml")
+        return make_dflex_env(name, {"num_envs": n, "device": device}, requires_grad=grad)
+
+    return build
+
+
+def _asset_xml(name: str) -> Callable[[], str]:
+    def path() -> str:
+        from pwm.envs.warp_sim import ASSET_DIR
+
+        return str(ASSET_DIR / name)
+
+    return path
 
 
 def _newton_xml(name: str) -> Callable[[], str]:
@@ -75,9 +87,13 @@ def _newton_xml(name: str) -> Callable[[], str]:
 
 
 TASKS: dict[str, TaskSpec] = {
-    "hopper": TaskSpec(_hopper, 64, _hopper_xml, substeps=16, add_floor=True),
+    "hopper": TaskSpec(_hopper, 64, _asset_xml("hopper.xml"), substeps=16, add_floor=True),
     "ant": TaskSpec(_ant, 128, _newton_xml("nv_ant.xml"), substeps=16),
     "humanoid": TaskSpec(_humanoid, 64, _newton_xml("nv_humanoid.xml"), substeps=48),
+    "anymal": TaskSpec(_registered("dflex_anymal"), 64, _asset_xml("anymal.xml"), substeps=16, add_floor=True),
+    "snu_humanoid": TaskSpec(_registered("dflex_snu_humanoid"), 64),
+    "cartpole": TaskSpec(_registered("dflex_cartpole"), 1024),
+    "doublependulum": TaskSpec(_registered("dflex_doublependulum"), 1024),
 }
 
 
@@ -188,7 +204,7 @@ def bench_mujoco_rollout(spec: TaskSpec, num_envs: int, steps: int) -> float | N
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="hopper,ant,humanoid", help=f"comma list of {', '.join(TASKS)}")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma list of {', '.join(TASKS)}")
     p.add_argument("--num-envs", type=int, default=None, help="override every task's PWM num_envs")
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=100, help="control steps of the forward measurements")

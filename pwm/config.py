@@ -344,7 +344,8 @@ class DflexGeneralConfig:
     pretrain_steps: int = 0
     """World-model gradient steps on the pretraining data before policy learning."""
     video: bool = False
-    """Write a PNG strip of one deterministic evaluation episode at the end (articulated robots)."""
+    """Write ``videos/<env>_<iterations>.png``: 8 moments of one deterministic evaluation episode at the end
+    (planar tasks drawn with matplotlib, robots rendered by MuJoCo from the recorded joint coordinates)."""
 
 
 @dataclass

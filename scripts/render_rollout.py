@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+
+from pwm.envs.render import mujoco_model, render_strip
 
 
 def make_env(task: str):
@@ -44,27 +45,6 @@ def make_env(task: str):
     raise SystemExit(f"unknown task {task!r}; valid: ant, humanoid, hopper")
 
 
-def mujoco_model(path: str):
-    import mujoco
-
-    root = ET.parse(path).getroot()
-    for sensor in root.findall("sensor"):  # nv_humanoid.xml's touch sensors name a missing site
-        root.remove(sensor)
-    world = root.find("worldbody")
-    for geom in world.findall("geom"):  # a plain light floor, so that ground contact is visible
-        if geom.get("type") == "plane":
-            world.remove(geom)
-    ET.SubElement(world, "geom", name="floor", type="plane", size="50 50 0.1", rgba="0.75 0.78 0.8 1")
-    ET.SubElement(world, "light", pos="0 -2 6", dir="0 0.3 -1", directional="true", diffuse="0.6 0.6 0.6")
-    return mujoco.MjModel.from_xml_string(ET.tostring(root, encoding="unicode"))
-
-
-def to_qpos(q: np.ndarray, free_base: bool) -> np.ndarray:
-    if not free_base:
-        return q.astype(np.float64)
-    return np.concatenate((q[:3], q[6:7], q[3:6], q[7:])).astype(np.float64)
-
-
 def rollout(env, mode: str, steps: int, seed: int) -> list[np.ndarray]:
     env.set_requires_grad(False)
     env.reset(seed=seed)
@@ -78,28 +58,6 @@ def rollout(env, mode: str, steps: int, seed: int) -> list[np.ndarray]:
         env.step(action)
         qs.append(env.state["q"][0].numpy().copy())
     return qs
-
-
-def render_strip(model, qs: list[np.ndarray], free_base: bool, frames: int, size: int) -> tuple[np.ndarray, list]:
-    import mujoco
-
-    data = mujoco.MjData(model)
-    renderer = mujoco.Renderer(model, height=size, width=size)
-    camera = mujoco.MjvCamera()
-    camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-    camera.distance, camera.elevation, camera.azimuth = 3.5, -12.0, 90.0
-    picks = np.linspace(0, len(qs) - 1, frames).round().astype(int)
-    images, heights = [], []
-    for i in picks:
-        data.qpos[:] = to_qpos(qs[i], free_base)
-        mujoco.mj_forward(model, data)
-        root = data.xpos[1]  # the first body (torso) in world coordinates
-        camera.lookat[:] = (root[0], root[1], 0.5)
-        renderer.update_scene(data, camera=camera)
-        images.append(renderer.render())
-        heights.append((int(i), float(root[2])))
-    renderer.close()
-    return np.concatenate(images, axis=1), heights
 
 
 def main() -> None:

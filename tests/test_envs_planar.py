@@ -221,3 +221,16 @@ def test_stable_baselines3_sac_runs_on_the_adapter(tmp_path):
     model.learn(total_timesteps=40)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
     assert action.shape == (1,) and np.all(np.abs(action) <= 1)
+
+
+def test_policy_strip_follows_one_episode(tmp_path):
+    from pwm.envs.render import policy_rollout, write_policy_strip
+
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 2, "episode_length": 30})
+    qs = policy_rollout(env, lambda obs: torch.zeros(obs.shape[0], 1), seed=0)
+    assert len(qs) == 30 and all(q.shape == (2,) for q in qs)
+    path = write_policy_strip(env, lambda obs: torch.zeros(obs.shape[0], 1), tmp_path / "strip.png", frames=4)
+    import imageio.v2 as imageio
+
+    image = imageio.imread(path)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0]  # frames side by side

@@ -215,6 +215,11 @@ class DflexRun:
             last_eval = self._loop(start_iteration, recorder, logger)
         finally:
             logger.close()
+        if self.general.video and last_eval:
+            from pwm.envs.render import write_policy_strip
+
+            name = f"{self.env_name}_{self.alg_cfg.max_iterations}.png"
+            write_policy_strip(self.eval_env, self.policy, self.run_dir / "videos" / name, seed=self.seed)
         if not self.is_pwm and self.alg_cfg.save_data and recorder.finished:
             save_episodes(self.run_dir / "episodes.pt", recorder.finished, self.env_name)
         plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png", self.env_name)
