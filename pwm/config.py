@@ -250,12 +250,16 @@ class PWMConfig:
     wm_batch_size: int = 256
     wm_horizon: int = 16
     """Window length of world-model training batches."""
+    wm_consistency_coef: float = 1.0
+    """Weight of the latent consistency loss against the reward loss (PWM: 1; TD-MPC2: 20)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (finished real-env episodes)."""
     obs_rms: bool = False
     """Normalise observations by running statistics before encoding (reference dflex: off)."""
     rew_rms: bool = True
-    """Train the reward head on rewards divided by their running std, clamped to ±5 (reference dflex: on)."""
+    """Train the reward head on rewards divided by their running std (reference dflex: on)."""
+    rew_clamp: float = 5.0
+    """Clamp of the normalised rewards (reference: ±5, made for O(1) rewards; CartPole's reach -10 std)."""
 
     def check(self) -> None:
         choices = {

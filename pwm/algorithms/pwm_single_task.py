@@ -26,7 +26,6 @@ from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
 
 StepHook = Callable[[torch.Tensor, EnvStep], None]
-REWARD_CLAMP = 5.0
 
 
 class SingleTaskPWM:
@@ -165,7 +164,7 @@ class SingleTaskPWM:
             self.rew_rms.update(torch.as_tensor(e.reward, device=device))
 
     def train_world_model(self, buffer: ReplayBuffer, steps: int) -> dict[str, float]:
-        """``steps`` gradient steps on replay windows; rewards scaled by the running std (clamped to ±5)."""
+        """``steps`` gradient steps on replay windows; rewards scaled by the running std (clamped to ±rew_clamp)."""
         if buffer.num_windows == 0 or steps == 0:
             return {}
         totals: dict[str, float] = {}
@@ -174,8 +173,10 @@ class SingleTaskPWM:
             obs = self.normalize(batch.obs)
             reward = batch.reward
             if self.cfg.rew_rms:
-                reward = (reward / self.rew_rms.std().to(reward.dtype)).clamp(-REWARD_CLAMP, REWARD_CLAMP)
-            loss, metrics = scalar_world_model_loss(self.wm, obs, batch.action, reward, self.cfg.gamma)
+                clamp = self.cfg.rew_clamp
+                reward = (reward / self.rew_rms.std().to(reward.dtype)).clamp(-clamp, clamp)
+            c = self.cfg
+            loss, metrics = scalar_world_model_loss(self.wm, obs, batch.action, reward, c.gamma, c.wm_consistency_coef)
             self.wm_optim.zero_grad(set_to_none=True)
             loss.backward()
             grad = clip_grads_finite(self.wm_params, self.cfg.wm_grad_norm)

@@ -67,11 +67,17 @@ def policy_prior_loss(
 
 
 def scalar_world_model_loss(
-    model: WorldModel, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, gamma: float
+    model: WorldModel,
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    reward: torch.Tensor,
+    gamma: float,
+    consistency_coef: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PWM's single-task world-model loss (pwm.md §2.5): γ^t-weighted latent consistency plus the squared error of
     a scalar reward head, summed over the H steps and divided by H. ``obs [H+1, B, O]``, ``action [H, B, A]``,
-    ``reward [H, B]`` (already normalised); steps after an episode's end must be masked out by the caller."""
+    ``reward [H, B]`` (already normalised); steps after an episode's end must be masked out by the caller.
+    PWM weighs the two terms 1:1; ``consistency_coef`` > 1 is TD-MPC2's choice (20)."""
     horizon = action.shape[0]
     weights = temporal_weights(gamma, horizon, reward)
     with torch.no_grad():
@@ -84,5 +90,5 @@ def scalar_world_model_loss(
         dynamics.append(z)
     consistency = ((torch.stack(dynamics) - targets).pow(2).mean(dim=(1, 2)) * weights).sum()
     reward_loss = ((torch.stack(rewards) - reward).pow(2).mean(1) * weights).sum()
-    total = (consistency + reward_loss) / horizon
+    total = (consistency_coef * consistency + reward_loss) / horizon
     return total, {"consistency_loss": consistency / horizon, "reward_loss": reward_loss / horizon, "loss": total}

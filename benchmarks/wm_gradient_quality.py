@@ -1,0 +1,161 @@
+"""How good are a learned model's action gradients? Compared against the simulator's exact ones.
+
+PWM trusts d(imagined return)/d(actions) from its world model. On a differentiable simulator that gradient can be
+checked: from real states, roll 16 actions through the simulator (exact gradient by autograd) and through the
+model, and compare the summed rewards and the gradients w.r.t. the actions (cosine per env over the 15 actions that
+affect later rewards, averaged over envs).
+
+Two models are trained on the same random-policy episodes: PWM's single-task latent world model (SimNorm encoder
+and latent dynamics, scalar reward head, ``scalar_world_model_loss``) and, as a yardstick, a residual MLP that
+predicts the next normalised observation and the reward directly.
+
+    python benchmarks/wm_gradient_quality.py --env dflex_cartpole --steps 1000 --latent 64 --mlp 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from pwm.config import PWMConfig, WorldModelConfig
+from pwm.data.buffer import ReplayBuffer
+from pwm.data.episodes import EpisodeRecorder
+from pwm.envs.base import BatchedEnv
+from pwm.envs.dflex import make_dflex_env
+
+HORIZON = 16
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="dflex_cartpole")
+    p.add_argument("--episodes-per-env", type=int, default=8, help="random-policy episodes of each of 64 envs")
+    p.add_argument("--steps", type=int, default=1000, help="gradient steps of each model")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--latent", type=int, default=64)
+    p.add_argument("--mlp", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def random_episodes(name: str, episodes_per_env: int):
+    env = make_dflex_env(name, {"num_envs": 64, "seed": 9})
+    recorder = EpisodeRecorder(env.reset(seed=9), keep_data=True)
+    for _ in range(env.episode_length * episodes_per_env):
+        action = env.random_actions()
+        recorder.record(action, env.step(action))
+    return recorder.pop_finished()
+
+
+class ObservationModel(nn.Module):
+    """obs' = obs + f(obs, a) and r = g(obs, a), on normalised observations and rewards."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: int) -> None:
+        super().__init__()
+
+        def net(out: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(obs_dim + action_dim, hidden), nn.Mish(), nn.LayerNorm(hidden),
+                nn.Linear(hidden, hidden), nn.Mish(), nn.LayerNorm(hidden), nn.Linear(hidden, out),
+            )  # fmt: skip
+
+        self.dynamics, self.reward = net(obs_dim), net(1)
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xa = torch.cat([x, a], -1)
+        return x + self.dynamics(xa), self.reward(xa).squeeze(-1)
+
+
+class Compared:
+    """Both models behind one interface: ``train_step(batch)`` and ``imagined_return(obs, actions)``."""
+
+    def __init__(self, obs_dim: int, action_dim: int, args: argparse.Namespace, buffer: ReplayBuffer, episodes):
+        from pwm.algorithms.pwm_single_task import SingleTaskPWM
+
+        wm = WorldModelConfig(
+            size=None, latent_dim=args.latent, enc_dim=args.latent, mlp_dim=args.mlp, num_enc_layers=2, num_q=2,
+            dropout=0.0,
+        )  # fmt: skip
+        cfg = PWMConfig(world_model=wm, batch_size=64, wm_batch_size=args.batch, wm_lr=args.lr, obs_rms=True)
+        self.pwm = SingleTaskPWM(obs_dim, action_dim, cfg)
+        self.pwm.add_episodes(buffer, episodes)
+        self.mlp = ObservationModel(obs_dim, action_dim, args.mlp)
+        self.mlp_optim = torch.optim.Adam(self.mlp.parameters(), lr=args.lr)
+
+    def train(self, buffer: ReplayBuffer, steps: int) -> None:
+        self.pwm.train_world_model(buffer, steps)
+        rew_std = self.pwm.rew_rms.std().float()
+        for _ in range(steps):
+            batch = buffer.sample()
+            x = self.pwm.normalize(batch.obs)
+            z, loss = x[0], 0.0
+            for t in range(batch.horizon):
+                z, r = self.mlp(z, batch.action[t])
+                loss = loss + (z - x[t + 1]).pow(2).mean() + (r - batch.reward[t] / rew_std).pow(2).mean()
+            self.mlp_optim.zero_grad(set_to_none=True)
+            (loss / batch.horizon).backward()
+            self.mlp_optim.step()
+
+    def returns(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        wm, scale = self.pwm.wm, self.pwm.rew_rms.std().float()
+        z, x = wm.encode(self.pwm.normalize(obs)), self.pwm.normalize(obs)
+        latent, direct = 0.0, 0.0
+        for t in range(HORIZON):
+            latent = latent + wm.decode(wm.reward(z, actions[t]))
+            z = wm.next(z, actions[t])
+            x, r = self.mlp(x, actions[t])
+            direct = direct + r
+        return {"pwm latent WM": latent * scale, "obs-space MLP": direct * scale}
+
+
+def measure(env: BatchedEnv, models: Compared, seed: int) -> dict[str, tuple[float, float]]:
+    """(mean |predicted - true| 16-step return, mean gradient cosine) per model, from random mid-episode states."""
+    gen = torch.Generator().manual_seed(seed)
+    env.reset(seed=seed)
+    for _ in range(int(torch.randint(0, env.episode_length - HORIZON - 1, (1,), generator=gen))):
+        env.step(env.random_actions())
+    env.detach()
+    obs = env.obs.clone()
+    actions = (0.5 * torch.randn(HORIZON, env.num_envs, env.action_dim, generator=gen)).clamp(-1, 1)
+    actions.requires_grad_(True)
+    true = sum(env.step(actions[t]).reward for t in range(HORIZON))
+    (g_true,) = torch.autograd.grad(true.sum(), actions)
+    flat = lambda g: g[:-1].permute(1, 0, 2).reshape(env.num_envs, -1)  # noqa: E731 (the last action earns no reward)
+    out = {}
+    for name, predicted in models.returns(obs, actions).items():
+        (g,) = torch.autograd.grad(predicted.sum(), actions)
+        cosine = nn.functional.cosine_similarity(flat(g_true), flat(g), dim=1).mean()
+        out[name] = (float((predicted - true).detach().abs().mean()), float(cosine))
+    out["|true return|"] = (float(true.abs().mean()), 1.0)
+    return out
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    episodes = random_episodes(args.env, args.episodes_per_env)
+    env = make_dflex_env(args.env, {"num_envs": 64}, requires_grad=True)
+    buffer = ReplayBuffer(10_000_000, args.batch, HORIZON, max_episode_length=env.episode_length)
+    models = Compared(env.obs_dim, env.action_dim, args, buffer, episodes)
+    print(f"{args.env}: {len(episodes)} random-policy episodes; latent {args.latent}, mlp {args.mlp}")
+    print(f"{'steps':>6} {'model':<16} {'|return error|':>15} {'grad cosine':>12}")
+    start, done = time.perf_counter(), 0
+    for chunk in range(6):
+        if chunk:
+            models.train(buffer, args.steps // 5)
+            done += args.steps // 5
+        results = [measure(env, models, seed) for seed in (5, 6, 7)]
+        for name in results[0]:
+            err = sum(r[name][0] for r in results) / len(results)
+            cos = sum(r[name][1] for r in results) / len(results)
+            print(f"{done:>6} {name:<16} {err:>15.2f} {cos:>12.3f}")
+        print(f"       ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
