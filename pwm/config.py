@@ -252,6 +252,10 @@ class PWMConfig:
     """Window length of world-model training batches."""
     wm_consistency_coef: float = 1.0
     """Weight of the latent consistency loss against the reward loss (PWM: 1; TD-MPC2: 20)."""
+    wm_loss: str = "pwm"
+    """``pwm``: the reference's scalar reward head, MSE reward + latent consistency (pwm.md §2.5). ``tdmpc2``: the
+    full TD-MPC2 loss (two-hot reward, Q ensemble, policy prior, consistency 20, rho 0.99), whose action gradients
+    track the simulator's far better on CartPole (benchmarks/wm_gradient_quality.py)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (finished real-env episodes)."""
     obs_rms: bool = False
@@ -267,6 +271,7 @@ class PWMConfig:
             "reward_space": ("symlog", "symexp"),
             "terminal_bootstrap": ("gamma_h", "gamma_h_plus_1"),
             "lr_schedule": ("linear", "constant"),
+            "wm_loss": ("pwm", "tdmpc2"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

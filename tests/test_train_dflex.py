@@ -123,12 +123,13 @@ def test_shac_actor_gradient_flows_only_through_the_simulator():
         algo.update(make_dflex_env("dflex_cartpole", {"num_envs": 4}))
 
 
-def test_pwm_actor_gradient_flows_only_through_the_world_model():
+@pytest.mark.parametrize("wm_loss", ["pwm", "tdmpc2"])
+def test_pwm_actor_gradient_flows_only_through_the_world_model(wm_loss):
     torch.manual_seed(0)
     env = make_dflex_env("dflex_cartpole", {"num_envs": 4})
     env.reset(seed=0)
-    cfg = PWMConfig(horizon=5, batch_size=4, actor_hidden=[16], critic_hidden=[16], world_model=WorldModelConfig(
-        size=None, **TINY_WM))  # fmt: skip
+    cfg = PWMConfig(horizon=5, batch_size=4, actor_hidden=[16], critic_hidden=[16], wm_loss=wm_loss,
+                    world_model=WorldModelConfig(size=None, **TINY_WM))  # fmt: skip
     algo = SingleTaskPWM(env.obs_dim, env.action_dim, cfg)
     algo.wm.requires_grad_(False)
     rollout = algo._imagine(env, None)
@@ -219,3 +220,16 @@ def test_every_env_config_composes_for_both_algorithms(path, alg):
     alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env)
     alg_cfg.check()
     assert task_cfg.num_envs > 0 and num_envs > 0 and alg_cfg.name == alg and alg_cfg.max_iterations > 0
+
+
+def test_pwm_with_tdmpc2_world_model_loss_trains_and_round_trips(tmp_path):
+    """alg.wm_loss=tdmpc2: a two-hot world model trained by TD-MPC2's update inside the single-task loop."""
+    overrides = [*SMALL, *PWM_SMALL, "alg.wm_loss=tdmpc2", "env.pwm.max_iterations=2", "general.eval_freq=1"]
+    run = DflexRun(_compose(overrides), tmp_path)
+    run.run()
+    assert run.algo.wm.cfg.num_bins == 101 and "wm/consistency_loss" in _rows(tmp_path)[-1]
+    state = run.algo.state_dict()
+    twin = DflexRun(_compose(overrides), tmp_path / "twin").algo
+    twin.load_state_dict(state)
+    obs = torch.randn(3, 5)
+    assert torch.equal(twin.act(obs), run.algo.act(obs))

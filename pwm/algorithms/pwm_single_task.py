@@ -15,7 +15,8 @@ from collections.abc import Callable
 import torch
 
 from pwm.algorithms.common import actor_step, clip_grads_finite, fit_critic, set_linear_lr
-from pwm.config import PWMConfig, resolve_world_model
+from pwm.algorithms.tdmpc2 import TDMPC2
+from pwm.config import PWMConfig, TDMPC2Config, resolve_world_model
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import Episode
 from pwm.envs.base import BatchedEnv, EnvStep
@@ -32,8 +33,16 @@ class SingleTaskPWM:
     def __init__(self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu") -> None:
         cfg.check()
         self.cfg = cfg
-        wm_cfg = dataclasses.replace(cfg.world_model, obs_dim=obs_dim, action_dim=action_dim, task_dim=0, num_bins=1)
+        bins = 1 if cfg.wm_loss == "pwm" else cfg.world_model.num_bins
+        wm_cfg = dataclasses.replace(cfg.world_model, obs_dim=obs_dim, action_dim=action_dim, task_dim=0, num_bins=bins)
         self.wm = WorldModel(resolve_world_model(wm_cfg)).to(device)
+        self.reward_space = "symexp"  # only read by two-hot heads (wm_loss=tdmpc2): rewards on their true scale
+        self.wm_trainer = None
+        if cfg.wm_loss == "tdmpc2":
+            tdmpc2 = TDMPC2Config(
+                batch_size=cfg.wm_batch_size, horizon=cfg.wm_horizon, rho=0.99, lr=cfg.wm_lr, discount=cfg.gamma
+            )
+            self.wm_trainer = TDMPC2(self.wm, tdmpc2)
         trained = (self.wm._encoder, self.wm._dynamics, self.wm._reward)  # PWM trains no Q or policy prior
         self.wm_params = [p for module in trained for p in module.parameters()]
         latent = self.wm.cfg.latent_dim
@@ -122,7 +131,7 @@ class SingleTaskPWM:
         for t in range(cfg.horizon):
             latents.append(z.detach())
             action = torch.tanh(self.actor(z.detach()))
-            reward = self.wm.decode(self.wm.reward(z, action)).nan_to_num(0.0)
+            reward = self.wm.decode(self.wm.reward(z, action), self.reward_space).nan_to_num(0.0)
             z = self.wm.next(z, action)
             with torch.no_grad():
                 out = env.step(action.detach())
@@ -170,6 +179,11 @@ class SingleTaskPWM:
         totals: dict[str, float] = {}
         for _ in range(steps):
             batch = buffer.sample()
+            if self.wm_trainer is not None:  # TD-MPC2's losses on raw rewards (two-hot in symlog space)
+                metrics = self.wm_trainer.update(batch._replace(obs=self.normalize(batch.obs)))
+                for key, value in metrics.items():
+                    totals[key] = totals.get(key, 0.0) + value / steps
+                continue
             obs = self.normalize(batch.obs)
             reward = batch.reward
             if self.cfg.rew_rms:
@@ -194,6 +208,7 @@ class SingleTaskPWM:
             "actor_optim": self.actor_optim.state_dict(),
             "critic_optim": self.critic_optim.state_dict(),
             "wm_optim": self.wm_optim.state_dict(),
+            "wm_trainer": None if self.wm_trainer is None else self.wm_trainer.state_dict(),
             "obs_rms": self.obs_rms.state_dict(),
             "rew_rms": self.rew_rms.state_dict(),
             "ret_rms": self.ret_rms.state_dict(),
@@ -208,6 +223,8 @@ class SingleTaskPWM:
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])
         self.wm_optim.load_state_dict(state["wm_optim"])
+        if self.wm_trainer is not None:
+            self.wm_trainer.load_state_dict(state["wm_trainer"])
         for name in ("obs_rms", "rew_rms", "ret_rms"):
             getattr(self, name).load_state_dict(state[name])
         self.iteration = state["iteration"]
