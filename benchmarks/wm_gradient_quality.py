@@ -5,9 +5,10 @@ checked: from real states, roll 16 actions through the simulator (exact gradient
 model, and compare the summed rewards and the gradients w.r.t. the actions (cosine per env over the 15 actions that
 affect later rewards, averaged over envs).
 
-Two models are trained on the same random-policy episodes: PWM's single-task latent world model (SimNorm encoder
-and latent dynamics, scalar reward head, ``scalar_world_model_loss``) and, as a yardstick, a residual MLP that
-predicts the next normalised observation and the reward directly.
+Three models are trained on the same random-policy episodes: PWM's single-task latent world model with the
+reference's loss (scalar reward head, ``scalar_world_model_loss``), the same architecture trained with TD-MPC2's
+loss (``alg.wm_loss=tdmpc2``: two-hot reward, Q ensemble, consistency weight 20) and, as a yardstick, a residual MLP
+that predicts the next normalised observation and the reward directly.
 
     python benchmarks/wm_gradient_quality.py --env dflex_cartpole --steps 1000 --latent 64 --mlp 128
 """
@@ -15,6 +16,7 @@ predicts the next normalised observation and the reward directly.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -83,11 +85,14 @@ class Compared:
         cfg = PWMConfig(world_model=wm, batch_size=64, wm_batch_size=args.batch, wm_lr=args.lr, obs_rms=True)
         self.pwm = SingleTaskPWM(obs_dim, action_dim, cfg)
         self.pwm.add_episodes(buffer, episodes)
+        self.tdmpc2 = SingleTaskPWM(obs_dim, action_dim, dataclasses.replace(cfg, wm_loss="tdmpc2"))
+        self.tdmpc2.obs_rms.load_state_dict(self.pwm.obs_rms.state_dict())
         self.mlp = ObservationModel(obs_dim, action_dim, args.mlp)
         self.mlp_optim = torch.optim.Adam(self.mlp.parameters(), lr=args.lr)
 
     def train(self, buffer: ReplayBuffer, steps: int) -> None:
         self.pwm.train_world_model(buffer, steps)
+        self.tdmpc2.train_world_model(buffer, steps)
         rew_std = self.pwm.rew_rms.std().float()
         for _ in range(steps):
             batch = buffer.sample()
@@ -103,13 +108,17 @@ class Compared:
     def returns(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         wm, scale = self.pwm.wm, self.pwm.rew_rms.std().float()
         z, x = wm.encode(self.pwm.normalize(obs)), self.pwm.normalize(obs)
-        latent, direct = 0.0, 0.0
+        td = self.tdmpc2.wm
+        y = td.encode(self.tdmpc2.normalize(obs))
+        latent, two_hot, direct = 0.0, 0.0, 0.0
         for t in range(HORIZON):
             latent = latent + wm.decode(wm.reward(z, actions[t]))
             z = wm.next(z, actions[t])
+            two_hot = two_hot + td.decode(td.reward(y, actions[t]), "symexp")
+            y = td.next(y, actions[t])
             x, r = self.mlp(x, actions[t])
             direct = direct + r
-        return {"pwm latent WM": latent * scale, "obs-space MLP": direct * scale}
+        return {"pwm latent WM": latent * scale, "tdmpc2-loss WM": two_hot, "obs-space MLP": direct * scale}
 
 
 def measure(env: BatchedEnv, models: Compared, seed: int) -> dict[str, tuple[float, float]]:
