@@ -233,3 +233,11 @@ def test_pwm_with_tdmpc2_world_model_loss_trains_and_round_trips(tmp_path):
     twin.load_state_dict(state)
     obs = torch.randn(3, 5)
     assert torch.equal(twin.act(obs), run.algo.act(obs))
+
+
+def test_unreadable_start_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "best_policy.pt"
+    bad.write_bytes(b"not a checkpoint")
+    run = DflexRun(_compose([*SMALL, *SHAC_SMALL, f"general.checkpoint={bad}"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="is not readable"):
+        run.run()

@@ -8,12 +8,11 @@ from typing import Any
 
 import torch
 
-from pwm.envs.base import State
-from pwm.envs.warp_sim import WarpArticulationEnv, WarpEnvConfig, configure_joints, load_mjcf, newton_asset
+from pwm.envs.warp_sim import FreeBaseConfig, FreeBaseRobotEnv, configure_joints, load_mjcf, newton_asset
 
 
 @dataclass
-class AntConfig(WarpEnvConfig):
+class AntConfig(FreeBaseConfig):
     """dflex Ant constants (``envs_and_peers.md`` A.2), on newton's ``nv_ant.xml`` (gym's Ant geometry).
 
     Physics: density 1000 for every geom (dflex's rule; the MJCF's density 5 is ignored, so the Ant weighs ~180 kg),
@@ -48,7 +47,7 @@ class AntConfig(WarpEnvConfig):
     action_penalty: float = 0.0
 
 
-class AntEnv(WarpArticulationEnv):
+class AntEnv(FreeBaseRobotEnv):
     """Obs (37): [height, quat xyzw (4, with dflex's base rotation), COM lin vel (3), ang vel (3), joint q (8),
     0.1 * joint qd (8), up_y, heading_proj, previous action (8)], all in dflex's Y-up frame. Reward:
     v_x + 0.1 up + heading + (height - 0.27) - 0 * |a|^2. Terminates when height < 0.27."""
@@ -63,6 +62,7 @@ class AntEnv(WarpArticulationEnv):
 
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
+        self.torque_scale = cfg.action_strength
         load_mjcf(builder, newton_asset("nv_ant.xml"), density=cfg.density)
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
         configure_joints(
@@ -75,25 +75,6 @@ class AntEnv(WarpArticulationEnv):
             limit_kd=cfg.limit_kd,
         )
 
-    def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
-        root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
-        return torch.cat((root, self.cfg.action_strength * action), dim=-1)
-
-    def _initial_state(self, n: int) -> State:
-        cfg = self.cfg
-        return self.free_base_initial_state(
-            n,
-            (0.0, 0.0, cfg.start_height),
-            cfg.start_joint_q,
-            cfg.pos_noise,
-            cfg.rot_noise,
-            cfg.joint_noise,
-            cfg.qd_noise,
-        )
-
-    def _observe(self, state: State) -> torch.Tensor:
-        return self.free_base_obs(state, self.cfg.target_x)
-
     def _reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         return (
@@ -103,6 +84,3 @@ class AntEnv(WarpArticulationEnv):
             + (obs[:, 0] - cfg.height_offset)
             - cfg.action_penalty * (action**2).sum(-1)
         )
-
-    def _terminated(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs[:, 0] < self.cfg.termination_height

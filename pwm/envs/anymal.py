@@ -13,11 +13,10 @@ from typing import Any
 
 import torch
 
-from pwm.envs.base import State
 from pwm.envs.warp_sim import (
     ASSET_DIR,
-    WarpArticulationEnv,
-    WarpEnvConfig,
+    FreeBaseConfig,
+    FreeBaseRobotEnv,
     configure_joints,
     load_mjcf,
     prepare_mjcf,
@@ -30,7 +29,7 @@ DEFAULT_POSE = {"LF": (0.03, 0.4, -0.8), "RF": (-0.03, 0.4, -0.8), "LH": (0.03, 
 
 
 @dataclass
-class AnymalConfig(WarpEnvConfig):
+class AnymalConfig(FreeBaseConfig):
     """dflex Anymal constants (``envs_and_peers.md`` A.2).
 
     Joints: a PD spring ``stiffness * (0 - q) - damping * qd`` toward q = 0 on every leg joint (dflex's urdf_load
@@ -69,7 +68,7 @@ class AnymalConfig(WarpEnvConfig):
     action_penalty: float = 0.005
 
 
-class AnymalEnv(WarpArticulationEnv):
+class AnymalEnv(FreeBaseRobotEnv):
     """Obs (49): [height, quat xyzw (4, with dflex's base rotation), COM lin vel (3), ang vel (3), joint q (12),
     0.1 * joint qd (12), up_y, heading_proj, previous action (12)], in dflex's Y-up frame. Action (12): joint
     torques 200 * a. Reward: v_x + 0.1 up + heading + (height - 0.25) - 0.005 |a|^2. Terminates when height < 0.25.
@@ -85,6 +84,7 @@ class AnymalEnv(WarpArticulationEnv):
 
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
+        self.torque_scale = cfg.action_strength
         if cfg.density is None:
             builder.add_mjcf(
                 prepare_mjcf(ANYMAL_XML, density=None),
@@ -107,25 +107,6 @@ class AnymalEnv(WarpArticulationEnv):
             limit_kd=cfg.limit_kd,
         )
 
-    def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
-        root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
-        return torch.cat((root, self.cfg.action_strength * action), dim=-1)
-
-    def _initial_state(self, n: int) -> State:
-        cfg = self.cfg
-        return self.free_base_initial_state(
-            n,
-            (0.0, 0.0, cfg.start_height),
-            cfg.start_joint_q,
-            cfg.pos_noise,
-            cfg.rot_noise,
-            cfg.joint_noise,
-            cfg.qd_noise,
-        )
-
-    def _observe(self, state: State) -> torch.Tensor:
-        return self.free_base_obs(state, self.cfg.target_x)
-
     def _reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         return (
@@ -135,6 +116,3 @@ class AnymalEnv(WarpArticulationEnv):
             + cfg.height_weight * (obs[:, 0] - cfg.height_offset)
             - cfg.action_penalty * (action**2).sum(-1)
         )
-
-    def _terminated(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs[:, 0] < self.cfg.termination_height

@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 
-from pwm.envs.base import State
 from pwm.envs.warp_sim import (
-    WarpArticulationEnv,
-    WarpEnvConfig,
+    FreeBaseConfig,
+    FreeBaseRobotEnv,
     configure_joints,
     load_mjcf,
     mjcf_dof_names,
@@ -45,7 +44,7 @@ HUMANOID_STRENGTHS: dict[str, float] = {
 
 
 @dataclass
-class HumanoidConfig(WarpEnvConfig):
+class HumanoidConfig(FreeBaseConfig):
     """dflex Humanoid constants (``envs_and_peers.md`` A.2) on newton's ``nv_humanoid.xml`` (the same capsule body).
 
     Physics: density 1000 (~41 kg), per-joint MJCF stiffness (a spring to q = 0), damping and armature as dflex read
@@ -80,7 +79,7 @@ class HumanoidConfig(WarpEnvConfig):
     action_penalty: float = 0.002
 
 
-class HumanoidEnv(WarpArticulationEnv):
+class HumanoidEnv(FreeBaseRobotEnv):
     """Obs (76): [height, quat xyzw (4, with dflex's base rotation), COM lin vel (3), ang vel (3), joint q (21),
     0.1 * joint qd (21), up_y, heading_proj, previous action (21)] in dflex's Y-up frame. Reward:
     v_x + 0.1 up + heading + height term - 0.002 |a|^2 with h = clip(height - 0.84, -1, 0.1), term -200 h^2 if h < 0
@@ -110,25 +109,6 @@ class HumanoidEnv(WarpArticulationEnv):
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
         configure_joints(builder, slice(6, None), limit_ke=cfg.limit_ke, limit_kd=cfg.limit_kd)
 
-    def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
-        root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
-        return torch.cat((root, action * self.torque_scale), dim=-1)
-
-    def _initial_state(self, n: int) -> State:
-        cfg = self.cfg
-        return self.free_base_initial_state(
-            n,
-            (0.0, 0.0, cfg.start_height),
-            torch.zeros(self.nq - 7),
-            cfg.pos_noise,
-            cfg.rot_noise,
-            cfg.joint_noise,
-            cfg.qd_noise,
-        )
-
-    def _observe(self, state: State) -> torch.Tensor:
-        return self.free_base_obs(state, self.cfg.target_x)
-
     def _reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         h = torch.clamp(
@@ -142,6 +122,3 @@ class HumanoidEnv(WarpArticulationEnv):
             + height
             - cfg.action_penalty * (action**2).sum(-1)
         )
-
-    def _terminated(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs[:, 0] < self.cfg.termination_height

@@ -12,6 +12,7 @@ Angles are measured from upright (theta = 0 is the pole pointing up), so the rew
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -66,8 +67,9 @@ class _PlanarEnv(BatchedEnv):
 
     cfg: PlanarConfig
 
+    @abc.abstractmethod
     def _accel(self, q: torch.Tensor, qd: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Joint accelerations ``[n, 2]`` from the equations of motion."""
 
     def _simulate(self, state: State, action: torch.Tensor) -> State:
         q, qd = state["q"], state["qd"]

@@ -60,6 +60,7 @@ one-sided at those kinks.
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 import warnings
@@ -1135,11 +1136,13 @@ class WarpArticulationEnv(BatchedEnv):
         self.root_com = torch.tensor(np.array(robot.body_com[0], dtype=np.float32), device=self.device)
 
     # ---- hooks ------------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _build_robot(self, builder: Any) -> None:
-        raise NotImplementedError
+        """Add one robot to ``builder`` (replicated ``num_envs`` times) and set its per-DoF constants."""
 
+    @abc.abstractmethod
     def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``[N, nqd]`` generalized forces from the clipped action (differentiable)."""
 
     def _contact_bodies(self, builder: Any) -> Sequence[int] | None:
         """Bodies whose shapes touch the ground (``None`` = all)."""
@@ -1265,3 +1268,44 @@ def load_mjcf(
         enable_self_collisions=False,
         **kwargs,
     )
+
+
+@dataclass
+class FreeBaseConfig(WarpEnvConfig):
+    """Settings of the free-floating robots (Ant, Anymal, Humanoid): start pose, dflex's reset noise, the heading
+    target and the termination height. An empty ``start_joint_q`` starts every joint at 0."""
+
+    start_height: float = 0.75
+    start_joint_q: tuple[float, ...] = ()
+    pos_noise: float = 0.1
+    rot_noise: float = math.pi / 24
+    joint_noise: float = 0.2
+    qd_noise: float = 0.25
+    target_x: float = 10000.0
+    termination_height: float = 0.27
+
+
+class FreeBaseRobotEnv(WarpArticulationEnv):
+    """A robot on a free joint with torque-driven joints: dflex's start state, observation layout (``free_base_obs``)
+    and height termination. ``_build_robot`` must set ``self.torque_scale`` (scalar or per joint): the joint torque
+    is ``torque_scale * action`` and the free joint gets no generalized force."""
+
+    cfg: FreeBaseConfig
+    torque_scale: torch.Tensor | float
+
+    def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
+        root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
+        return torch.cat((root, action * self.torque_scale), dim=-1)
+
+    def _initial_state(self, n: int) -> State:
+        cfg = self.cfg
+        joint_q = cfg.start_joint_q or torch.zeros(self.nq - 7)
+        return self.free_base_initial_state(
+            n, (0.0, 0.0, cfg.start_height), joint_q, cfg.pos_noise, cfg.rot_noise, cfg.joint_noise, cfg.qd_noise
+        )
+
+    def _observe(self, state: State) -> torch.Tensor:
+        return self.free_base_obs(state, self.cfg.target_x)
+
+    def _terminated(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, 0] < self.cfg.termination_height

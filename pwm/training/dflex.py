@@ -173,7 +173,10 @@ class DflexRun:
         path = Path(self.general.checkpoint)
         if not path.is_file():
             raise ConfigError(f"general.checkpoint={path} does not exist")
-        payload = read_run_state(path) if path.name.startswith("state_") else torch.load(path, weights_only=False)
+        try:
+            payload = read_run_state(path) if path.name.startswith("state_") else torch.load(path, weights_only=False)
+        except Exception as err:  # a truncated or foreign file: torch.load raises many types
+            raise ConfigError(f"general.checkpoint={path} is not readable ({type(err).__name__})") from None
         state = payload["components"]["algo"] if "components" in payload else payload.get("algo")
         if state is None:
             raise ConfigError(f"general.checkpoint={path} holds no algorithm state")
