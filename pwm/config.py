@@ -199,14 +199,20 @@ class TrainWorldModelConfig:
         self.tdmpc2.check()
 
 
+def _check_choices(cfg: object, choices: dict[str, tuple[str, ...]]) -> None:
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"alg.{key}={getattr(cfg, key)!r}; choose one of {', '.join(allowed)}")
+
+
 @dataclass
-class PWMConfig:
-    """PWM policy learning from a frozen world model (Georgiev et al. 2024; defaults from the reference)."""
+class ActorCriticConfig:
+    """What PWM and SHAC share: a tanh-Gaussian actor trained on H-step returns and a min-of-K critic ensemble
+    fitted to TD(λ) targets in sequential minibatches, both with Adam and a linear LR decay. Defaults are PWM's;
+    :class:`SHACConfig` overrides its own."""
 
     horizon: int = 16
-    """Imagined steps H per actor update."""
-    batch_size: int = 512
-    """Start states per iteration."""
+    """Rollout steps H per actor update (imagined for PWM, simulated for SHAC)."""
     gamma: float = 0.99
     lam: float = 0.95
     actor_hidden: list[int] = field(default_factory=lambda: [400, 200, 100])
@@ -217,7 +223,7 @@ class PWMConfig:
     actor_lr: float = 5e-4
     critic_lr: float = 5e-4
     lr_min: float = 1e-5
-    """Both learning rates decay linearly to this over ``max_iterations`` (``lr_schedule=linear``)."""
+    """The learning rates decay linearly to this over ``max_iterations`` (``lr_schedule=linear``)."""
     lr_schedule: str = "linear"
     betas: list[float] = field(default_factory=lambda: [0.7, 0.95])
     actor_grad_norm: float = 1.0
@@ -225,11 +231,29 @@ class PWMConfig:
     critic_iterations: int = 8
     critic_batches: int = 4
     max_iterations: int = 10000
+    """Iterations (epochs); each is one H-step rollout, one actor step and the critic fit."""
     ret_rms: bool = True
-    """Scale the actor loss by a running std of imagined returns (reference: on); else divide by H."""
+    """Scale the actor loss by a running std of the rollout returns (reference: on); else divide by H."""
     critic_targets: str = "td_lambda"
     """``td_lambda`` (the documented intent, and PWM's dev repo) or ``one_step``: the released multitask code
     marks every imagined step done, which collapses its TD(λ) to r + γV (quirk Q1)."""
+    obs_rms: bool = False
+    """Normalise observations by running statistics before the networks see them (PWM dflex: off)."""
+
+    def check(self) -> None:
+        _check_choices(self, {"critic_targets": ("td_lambda", "one_step"), "lr_schedule": ("linear", "constant")})
+        if self.horizon < 1 or self.max_iterations < 1:
+            raise ConfigError(f"alg.horizon={self.horizon} and alg.max_iterations={self.max_iterations} must be >= 1")
+        if not 0 <= self.lam < 1:
+            raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")
+
+
+@dataclass
+class PWMConfig(ActorCriticConfig):
+    """PWM policy learning from a world model (Georgiev et al. 2024; defaults from the reference)."""
+
+    batch_size: int = 512
+    """Start states per iteration."""
     reward_space: str = "symlog"
     """Decode the two-hot reward head in ``symlog`` space (reference, quirk Q3: the published multitask results)
     or with ``symexp`` (the true reward scale, as TD-MPC2 decodes it)."""
@@ -238,6 +262,10 @@ class PWMConfig:
     terminal_bootstrap: str = "gamma_h"
     """Weight of V(z_H) in the actor objective: ``gamma_h`` (γ^H, as SHAC) or ``gamma_h_plus_1`` (the reference's
     off-by-one γ^(H+1), quirk Q2)."""
+    detach_actor_input: bool = True
+    """Stop the gradient at the policy's latent input (the reference's ``detach=True``): ∂/∂θ then flows only
+    through each action's effect on later states, not through how later actions react to them. ``false`` gives
+    the full closed-loop gradient, as SHAC takes through the simulator."""
     name: str = "pwm"
     """Algorithm name (how ``train_dflex.py`` tells ``alg=pwm`` from ``alg=shac``)."""
     # ---- single-task (dflex) only: the world model is trained online next to the policy (pwm.md §2.5, §2.7) ----
@@ -258,62 +286,41 @@ class PWMConfig:
     track the simulator's far better on CartPole (benchmarks/wm_gradient_quality.py)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (finished real-env episodes)."""
-    obs_rms: bool = False
-    """Normalise observations by running statistics before encoding (reference dflex: off)."""
     rew_rms: bool = True
     """Train the reward head on rewards divided by their running std (reference dflex: on)."""
     rew_clamp: float = 5.0
     """Clamp of the normalised rewards (reference: ±5, made for O(1) rewards; CartPole's reach -10 std)."""
 
     def check(self) -> None:
-        choices = {
-            "critic_targets": ("td_lambda", "one_step"),
-            "reward_space": ("symlog", "symexp"),
-            "terminal_bootstrap": ("gamma_h", "gamma_h_plus_1"),
-            "lr_schedule": ("linear", "constant"),
-            "wm_loss": ("pwm", "tdmpc2"),
-        }
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"alg.{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
-        if self.horizon < 1 or self.batch_size < 1:
-            raise ConfigError(f"alg.horizon={self.horizon} and alg.batch_size={self.batch_size} must be positive")
+        super().check()
+        _check_choices(
+            self,
+            {
+                "reward_space": ("symlog", "symexp"),
+                "terminal_bootstrap": ("gamma_h", "gamma_h_plus_1"),
+                "wm_loss": ("pwm", "tdmpc2"),
+            },
+        )
+        if self.batch_size < 1:
+            raise ConfigError(f"alg.batch_size={self.batch_size} must be positive")
         if (self.horizon * self.batch_size) % self.critic_batches:
             pairs = self.horizon * self.batch_size
             raise ConfigError(f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={pairs}")
-        if not 0 <= self.lam < 1:
-            raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")
 
 
 @dataclass
-class SHACConfig:
+class SHACConfig(ActorCriticConfig):
     """SHAC (Xu et al. 2022) as PWM benchmarks it (envs_and_peers.md A.5): H-step BPTT through the simulator,
     a min-of-3 critic ensemble without target network, obs and return normalisation. Per-task values come from the
     env config's ``shac:`` block."""
 
     name: str = "shac"
     horizon: int = 32
-    gamma: float = 0.99
-    lam: float = 0.95
-    actor_hidden: list[int] = field(default_factory=lambda: [400, 200, 100])
-    critic_hidden: list[int] = field(default_factory=lambda: [400, 200])
-    num_critics: int = 3
-    init_logstd: float = -1.0
     min_logstd: float = -10.0
     actor_lr: float = 2e-3
-    critic_lr: float = 5e-4
-    lr_min: float = 1e-5
-    lr_schedule: str = "linear"
-    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])
-    actor_grad_norm: float = 1.0
-    critic_grad_norm: float = 100.0
     critic_iterations: int = 16
-    critic_batches: int = 4
     max_iterations: int = 2000
-    """SHAC epochs; each is one H-step rollout of every env, one actor step and the critic fit."""
-    critic_targets: str = "td_lambda"
     obs_rms: bool = True
-    ret_rms: bool = True
     target_critic: bool = False
     """The original SHAC's Polyak-averaged target critic for bootstrapping (PWM's variant: off, min over online)."""
     target_critic_alpha: float = 0.2
@@ -322,14 +329,9 @@ class SHACConfig:
     """Write every finished episode to ``<run_dir>/episodes.pt`` in the pretraining data format."""
 
     def check(self) -> None:
-        if self.critic_targets not in ("td_lambda", "one_step"):
-            raise ConfigError(f"alg.critic_targets={self.critic_targets!r}; choose td_lambda or one_step")
-        if self.lr_schedule not in ("linear", "constant"):
-            raise ConfigError(f"alg.lr_schedule={self.lr_schedule!r}; choose linear or constant")
-        if self.horizon < 1 or self.max_iterations < 1:
-            raise ConfigError(f"alg.horizon={self.horizon} and alg.max_iterations={self.max_iterations} must be >= 1")
-        if not 0 <= self.lam < 1 or not 0 <= self.target_critic_alpha < 1:
-            raise ConfigError(f"alg.lam={self.lam} and alg.target_critic_alpha must lie in [0, 1)")
+        super().check()
+        if not 0 <= self.target_critic_alpha < 1:
+            raise ConfigError(f"alg.target_critic_alpha={self.target_critic_alpha} must lie in [0, 1)")
 
 
 @dataclass

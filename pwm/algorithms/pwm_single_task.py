@@ -130,7 +130,7 @@ class SingleTaskPWM:
         latents, rewards, next_values, dones = [], [], [], []
         for t in range(cfg.horizon):
             latents.append(z.detach())
-            action = torch.tanh(self.actor(z.detach()))
+            action = torch.tanh(self.actor(z.detach() if cfg.detach_actor_input else z))
             reward = self.wm.decode(self.wm.reward(z, action), self.reward_space).nan_to_num(0.0)
             z = self.wm.next(z, action)
             with torch.no_grad():

@@ -26,15 +26,16 @@ def imagined_actor_loss(
     """Roll ``z [B, L]`` forward H steps with a_t = tanh(π(sg(z_t))).
 
     Gradients reach the actor only through the actions' effect on the world model's dynamics and rewards and on
-    the bootstrapped critic value; the policy's own input is a stop-gradient (PWM's ``detach=True``). Values
-    at intermediate steps are only critic targets, so they are computed without a graph.
+    the bootstrapped critic value. The policy's own input is a stop-gradient (PWM's ``detach=True``) unless
+    ``cfg.detach_actor_input`` is off. Values at intermediate steps are only critic targets, so they are computed
+    without a graph.
     """
     horizon, gamma = cfg.horizon, cfg.gamma
     latents, rewards, next_values = [], [], []
     ret = torch.zeros(z.shape[0], device=z.device, dtype=z.dtype)
     for t in range(horizon):
         latents.append(z.detach())
-        a = torch.tanh(actor(z.detach()))
+        a = torch.tanh(actor(z.detach() if cfg.detach_actor_input else z))
         r = wm.decode(wm.reward(z, a, task), cfg.reward_space).nan_to_num(0.0)
         z = wm.next(z, a, task)
         ret = ret + gamma**t * r
