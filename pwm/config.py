@@ -282,8 +282,8 @@ class PWMConfig(ActorCriticConfig):
     """Weight of the latent consistency loss against the reward loss (PWM: 1; TD-MPC2: 20)."""
     wm_loss: str = "pwm"
     """``pwm``: the reference's scalar reward head, MSE reward + latent consistency (pwm.md §2.5). ``tdmpc2``: the
-    full TD-MPC2 loss (two-hot reward, Q ensemble, policy prior, consistency 20, rho 0.99), whose action gradients
-    track the simulator's far better on CartPole (benchmarks/wm_gradient_quality.py)."""
+    full TD-MPC2 loss (two-hot reward, Q ensemble, policy prior, consistency 20, rho 0.99). PWM learns CartPole
+    with ``tdmpc2`` and not with ``pwm`` (cfg/env/dflex_cartpole.yaml, benchmarks/dflex_cartpole_learning.sh)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (finished real-env episodes)."""
     rew_rms: bool = True

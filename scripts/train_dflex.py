@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(cfg.general.run_dir) if cfg.general.run_dir else Path(HydraConfig.get().runtime.output_dir)
     tune_cpu_allocator()
     try:
-        result = DflexRun(cfg, run_dir).run()
+        result = DflexRun(cfg, run_dir, HydraConfig.get().overrides.task).run()
     except (ConfigError, RunStateError, EpisodeFileError, ImportError) as err:
         message = f"error: {err.args[0] if err.args else err}"
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -42,6 +42,11 @@ def _compose(overrides: list[str]):
         return compose(config_name="config_dflex", overrides=overrides)
 
 
+def _run(overrides: list[str], run_dir: Path) -> DflexRun:
+    """A run built as ``train_dflex.py`` builds it: the ``alg.*`` overrides beat the env's per-task block."""
+    return DflexRun(_compose(overrides), run_dir, overrides)
+
+
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -80,11 +85,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, alg):
     """A run killed after its iteration-2 checkpoint and resumed writes the same rows as an uninterrupted run."""
     overrides = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), f"env.{alg}.max_iterations=4", "seed=3"]
     full = tmp_path / "full"
-    DflexRun(_compose(overrides), full).run()
+    _run(overrides, full).run()
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
     (cut / "checkpoints" / "state_000000004.pt").unlink()
-    DflexRun(_compose(overrides), cut).run()
+    _run(overrides, cut).run()
     keys = ["step", "env_steps", "actor/loss", "critic/loss", "eval/return"]
     assert [[r[k] for k in keys] for r in _rows(cut)] == [[r[k] for k in keys] for r in _rows(full)]
 
@@ -149,13 +154,13 @@ def test_pwm_actor_gradient_flows_only_through_the_world_model(wm_loss):
 
 def test_shac_episodes_become_pwm_pretraining_data(tmp_path):
     shac_dir = tmp_path / "shac"
-    DflexRun(_compose([*SMALL, *SHAC_SMALL, "env.shac.max_iterations=6", "alg.save_data=true"]), shac_dir).run()
+    _run([*SMALL, *SHAC_SMALL, "env.shac.max_iterations=6", "alg.save_data=true"], shac_dir).run()
     episodes = load_episodes(shac_dir / "episodes.pt", obs_dim=5, action_dim=1)
     assert len(episodes) >= 4 and all(e.length == 20 and e.obs.shape == (21, 5) for e in episodes)
     pwm_dir = tmp_path / "pwm"
     overrides = [*SMALL, *PWM_SMALL, "env.pwm.max_iterations=2", f"general.pretrain={shac_dir / 'episodes.pt'}",
                  "general.pretrain_steps=5"]  # fmt: skip
-    run = DflexRun(_compose(overrides), pwm_dir)
+    run = _run(overrides, pwm_dir)
     run.run()
     assert run.buffer.num_episodes >= len(episodes)
     assert "pretrain/wm/loss" in _rows(pwm_dir)[0]
@@ -192,7 +197,7 @@ def test_episode_recorder_and_file_round_trip(tmp_path):
 )
 def test_bad_config_values_fail_with_one_line(tmp_path, overrides, message):
     with pytest.raises((ConfigError, ValueError), match=message):
-        DflexRun(_compose([*SMALL, *overrides]), tmp_path)
+        _run([*SMALL, *overrides], tmp_path)
 
 
 def test_evaluation_of_a_known_policy():
@@ -225,11 +230,11 @@ def test_every_env_config_composes_for_both_algorithms(path, alg):
 def test_pwm_with_tdmpc2_world_model_loss_trains_and_round_trips(tmp_path):
     """alg.wm_loss=tdmpc2: a two-hot world model trained by TD-MPC2's update inside the single-task loop."""
     overrides = [*SMALL, *PWM_SMALL, "alg.wm_loss=tdmpc2", "env.pwm.max_iterations=2", "general.eval_freq=1"]
-    run = DflexRun(_compose(overrides), tmp_path)
+    run = _run(overrides, tmp_path)
     run.run()
     assert run.algo.wm.cfg.num_bins == 101 and "wm/consistency_loss" in _rows(tmp_path)[-1]
     state = run.algo.state_dict()
-    twin = DflexRun(_compose(overrides), tmp_path / "twin").algo
+    twin = _run(overrides, tmp_path / "twin").algo
     twin.load_state_dict(state)
     obs = torch.randn(3, 5)
     assert torch.equal(twin.act(obs), run.algo.act(obs))
@@ -238,6 +243,20 @@ def test_pwm_with_tdmpc2_world_model_loss_trains_and_round_trips(tmp_path):
 def test_unreadable_start_checkpoint_is_a_one_line_error(tmp_path):
     bad = tmp_path / "best_policy.pt"
     bad.write_bytes(b"not a checkpoint")
-    run = DflexRun(_compose([*SMALL, *SHAC_SMALL, f"general.checkpoint={bad}"]), tmp_path / "run")
+    run = _run([*SMALL, *SHAC_SMALL, f"general.checkpoint={bad}"], tmp_path / "run")
     with pytest.raises(ConfigError, match="is not readable"):
         run.run()
+
+
+def test_command_line_alg_values_beat_the_env_block_and_other_alg_values_do_not():
+    """env=dflex_cartpole's shac block sets actor_lr 1e-2 over the alg default; alg.actor_lr= on the command line
+    wins again, while keys the user did not name keep the block's value."""
+    from pwm.training.dflex import build_alg_config, explicit_alg_keys
+
+    overrides = ["env=dflex_cartpole", "alg=shac", "alg.actor_lr=0.5", "+alg.foo=1", "env.shac.critic_lr=0.25"]
+    assert explicit_alg_keys(overrides) == ["actor_lr", "foo"]
+    cfg = _compose(overrides[:3] + overrides[4:])
+    block_only, _ = build_alg_config(cfg.alg, cfg.env)
+    explicit, _ = build_alg_config(cfg.alg, cfg.env, ["actor_lr"])
+    assert block_only.actor_lr == 1e-2 and explicit.actor_lr == 0.5
+    assert block_only.critic_lr == explicit.critic_lr == 0.25 and explicit.actor_hidden == [64, 64]

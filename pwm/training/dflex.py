@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ RESUME_IGNORES = (
 )  # fmt: skip
 
 
-def build_alg_config(alg: Any, env: Any) -> tuple[PWMConfig | SHACConfig, int | None]:
-    """Typed algorithm config: the alg node, overlaid with the env config's per-task block for that algorithm.
+def build_alg_config(alg: Any, env: Any, explicit: Sequence[str] = ()) -> tuple[PWMConfig | SHACConfig, int | None]:
+    """Typed algorithm config: the alg node, overlaid with the env config's per-task block for that algorithm,
+    then with the ``explicit`` alg keys again (those the user set on the command line, e.g. ``horizon`` or
+    ``world_model.latent_dim``), so that ``alg.<key>=`` beats the task's default as a user expects.
 
     Returns it with the block's ``num_envs`` (``None`` if the block has none), which sets the training envs.
     """
@@ -50,9 +53,22 @@ def build_alg_config(alg: Any, env: Any) -> tuple[PWMConfig | SHACConfig, int | 
     num_envs = block.pop("num_envs", None)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ALGORITHMS[name]), alg, block)
+        for key in explicit:
+            OmegaConf.update(merged, key, OmegaConf.select(alg, key), merge=False)
     except Exception as err:  # omegaconf's validation errors: unknown key or wrong type
         raise ConfigError(f"alg: {str(err).splitlines()[0]}") from None
     return OmegaConf.to_object(merged), num_envs
+
+
+def explicit_alg_keys(overrides: Sequence[str]) -> list[str]:
+    """The ``alg.`` keys among Hydra command-line overrides (``alg.horizon=32`` -> ``horizon``); ``alg=pwm`` and
+    ``env.pwm.*`` are not among them."""
+    keys = []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key.startswith("alg."):
+            keys.append(key.removeprefix("alg."))
+    return keys
 
 
 @torch.no_grad()
@@ -88,13 +104,14 @@ def evaluate_policy(env: BatchedEnv, policy, seed: int, tail: int = 60) -> dict[
 
 
 class DflexRun:
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> None:
+        """``overrides``: the command line's Hydra overrides; explicit ``alg.*`` ones beat the env's per-task block."""
         self.run_dir = run_dir
         self.general: DflexGeneralConfig = OmegaConf.to_object(OmegaConf.merge(DflexGeneralConfig, cfg.general))
         self.logger_cfg: LoggerConfig = OmegaConf.to_object(OmegaConf.merge(LoggerConfig, cfg.logger))
         if cfg.env is None or "name" not in cfg.env:
             raise ConfigError("env is unset: pass env=dflex_<task> (e.g. env=dflex_cartpole)")
-        self.alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env)
+        self.alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env, explicit_alg_keys(overrides))
         self.alg_cfg.check()
         self.is_pwm = self.alg_cfg.name == "pwm"
         self.seed, self.env_name = cfg.seed, cfg.env.name
@@ -109,11 +126,15 @@ class DflexRun:
         self.env = make_dflex_env(self.env_name, overrides, requires_grad=not self.is_pwm)
         eval_overrides = {**overrides, "num_envs": self.general.eval_runs, "seed": self.seed + 1}
         self.eval_env = make_dflex_env(self.env_name, eval_overrides)
+        env_node = OmegaConf.to_container(cfg.env, resolve=True)
+        if self.alg_cfg.name in env_node:  # folded into "alg", so a rebuilt run (eval, resume) sees the same values
+            env_node[self.alg_cfg.name] = {} if num_envs is None else {"num_envs": num_envs}
         self.config = {
-            "seed": self.seed, "env": OmegaConf.to_container(cfg.env, resolve=True),
-            "alg": dataclasses.asdict(self.alg_cfg), "general": dataclasses.asdict(self.general),
-            "logger": dataclasses.asdict(self.logger_cfg),
+            "seed": self.seed, "env": env_node, "alg": dataclasses.asdict(self.alg_cfg),
+            "general": dataclasses.asdict(self.general), "logger": dataclasses.asdict(self.logger_cfg),
         }  # fmt: skip
+        """What checkpoints store: ``alg`` holds the effective values (the env's per-task block and the command line's
+        ``alg.*`` applied), so ``DflexRun(OmegaConf.create(config), run_dir)`` rebuilds this same run."""
         self.algo, self.buffer = self._build_algorithm()
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=self.general.keep_checkpoints)
         keep_data = self.is_pwm or getattr(self.alg_cfg, "save_data", False)
