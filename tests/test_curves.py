@@ -55,3 +55,11 @@ def test_missing_files_are_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultsError, match="no run directories"):
         find_runs([tmp_path / "empty"])
+
+
+def test_find_runs_follows_links_to_run_directories(tmp_path):
+    _write_run(tmp_path / "store" / "a", "pwm", 0, [(0, 1.0)])
+    _write_run(tmp_path / "store" / "b", "pwm", 1, [(0, 1.0)])
+    (tmp_path / "figure" / "pwm").mkdir(parents=True)
+    (tmp_path / "figure" / "pwm" / "1").symlink_to(tmp_path / "store" / "b", target_is_directory=True)
+    assert find_runs([tmp_path / "figure"]) == [tmp_path / "figure" / "pwm" / "1"]

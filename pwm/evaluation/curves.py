@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +64,14 @@ def read_curve_run(run_dir: str | Path, metric: str = "eval") -> CurveRun:
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Every directory under ``paths`` holding a ``run_info.json``."""
+    """Every directory under ``paths`` holding a ``run_info.json``, following symlinks (a folder of links to runs
+    is a common way to pick which runs go into one figure)."""
     found = []
     for p in map(Path, paths):
         if (p / "run_info.json").is_file():
             found.append(p)
         elif p.is_dir():
-            found.extend(sorted(f.parent for f in p.rglob("run_info.json")))
+            found.extend(sorted(Path(d) for d, _, files in os.walk(p, followlinks=True) if "run_info.json" in files))
         else:
             raise ResultsError(f"{p} does not exist")
     if not found:
