@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +32,7 @@ class AntConfig(FreeBaseConfig):
     armature: float = 0.05
     joint_damping: float = 1.0
     action_strength: float = 200.0
-    start_height: float = 0.75
     start_joint_q: tuple[float, ...] = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
-    pos_noise: float = 0.1
-    rot_noise: float = math.pi / 24
-    joint_noise: float = 0.2
-    qd_noise: float = 0.25
-    target_x: float = 10000.0
-    termination_height: float = 0.27
     up_weight: float = 0.1
     heading_weight: float = 1.0
     height_offset: float = 0.27

@@ -7,7 +7,6 @@ LF, RF, LH, RH legs, each HAA, HFE, KFE.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +54,6 @@ class AnymalConfig(FreeBaseConfig):
     action_strength: float = 200.0
     start_height: float = 0.55
     start_joint_q: tuple[float, ...] = tuple(x for leg in LEGS for x in DEFAULT_POSE[leg])
-    pos_noise: float = 0.1
-    rot_noise: float = math.pi / 24
-    joint_noise: float = 0.2
-    qd_noise: float = 0.25
-    target_x: float = 10000.0
     termination_height: float = 0.25
     up_weight: float = 0.1
     heading_weight: float = 1.0

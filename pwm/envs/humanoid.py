@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,10 +63,6 @@ class HumanoidConfig(FreeBaseConfig):
     action_scale: float = 0.35
     strengths: dict[str, float] = field(default_factory=lambda: dict(HUMANOID_STRENGTHS))
     start_height: float = 1.35
-    pos_noise: float = 0.1
-    rot_noise: float = math.pi / 24
-    joint_noise: float = 0.2
-    qd_noise: float = 0.25
     target_x: float = 200.0
     termination_height: float = 0.74
     termination_height_tolerance: float = 0.1

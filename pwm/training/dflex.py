@@ -104,14 +104,14 @@ def evaluate_policy(env: BatchedEnv, policy, seed: int, tail: int = 60) -> dict[
 
 
 class DflexRun:
-    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> None:
-        """``overrides``: the command line's Hydra overrides; explicit ``alg.*`` ones beat the env's per-task block."""
+    def __init__(self, cfg: DictConfig, run_dir: Path, cli_overrides: Sequence[str] = ()) -> None:
+        """``cli_overrides``: the command line's Hydra overrides; its ``alg.*`` ones beat the env's per-task block."""
         self.run_dir = run_dir
         self.general: DflexGeneralConfig = OmegaConf.to_object(OmegaConf.merge(DflexGeneralConfig, cfg.general))
         self.logger_cfg: LoggerConfig = OmegaConf.to_object(OmegaConf.merge(LoggerConfig, cfg.logger))
         if cfg.env is None or "name" not in cfg.env:
             raise ConfigError("env is unset: pass env=dflex_<task> (e.g. env=dflex_cartpole)")
-        self.alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env, explicit_alg_keys(overrides))
+        self.alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env, explicit_alg_keys(cli_overrides))
         self.alg_cfg.check()
         self.is_pwm = self.alg_cfg.name == "pwm"
         self.seed, self.env_name = cfg.seed, cfg.env.name
@@ -126,15 +126,15 @@ class DflexRun:
         self.env = make_dflex_env(self.env_name, overrides, requires_grad=not self.is_pwm)
         eval_overrides = {**overrides, "num_envs": self.general.eval_runs, "seed": self.seed + 1}
         self.eval_env = make_dflex_env(self.env_name, eval_overrides)
+        # What checkpoints store. The env's per-task block is folded into "alg" (the effective values, command-line
+        # alg.* included), so DflexRun(OmegaConf.create(config), run_dir) rebuilds this same run (eval, resume).
         env_node = OmegaConf.to_container(cfg.env, resolve=True)
-        if self.alg_cfg.name in env_node:  # folded into "alg", so a rebuilt run (eval, resume) sees the same values
+        if self.alg_cfg.name in env_node:
             env_node[self.alg_cfg.name] = {} if num_envs is None else {"num_envs": num_envs}
         self.config = {
             "seed": self.seed, "env": env_node, "alg": dataclasses.asdict(self.alg_cfg),
             "general": dataclasses.asdict(self.general), "logger": dataclasses.asdict(self.logger_cfg),
         }  # fmt: skip
-        """What checkpoints store: ``alg`` holds the effective values (the env's per-task block and the command line's
-        ``alg.*`` applied), so ``DflexRun(OmegaConf.create(config), run_dir)`` rebuilds this same run."""
         self.algo, self.buffer = self._build_algorithm()
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=self.general.keep_checkpoints)
         keep_data = self.is_pwm or getattr(self.alg_cfg, "save_data", False)
