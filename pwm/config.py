@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwm.data.tasks import TASK_SETS, get_task
+from pwm.utils.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message is one line naming the key, the value and what is allowed."""
+__all__ = ["ConfigError"]
 
 
 # TD-MPC2 model-size presets (tdmpc2.md §2.3): size -> dims.

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 
 import pwm
-from pwm.checkpoint.io import atomic_torch_save
+from pwm.utils.io import atomic_torch_save
 from pwm.utils.seeding import capture_rng, restore_rng
 
 FORMAT_VERSION = 1

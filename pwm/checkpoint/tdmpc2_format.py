@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import torch
 
-from pwm.checkpoint.io import atomic_torch_save
 from pwm.config import MODEL_SIZES
 from pwm.data.tasks import MT80, TASK_SETS
 from pwm.models.world_model import WorldModel
+from pwm.utils.io import atomic_torch_save
 
 Layout = Literal["current", "released", "prerelease", "pwm"]
 ExportLayout = Literal["released", "current", "pwm"]

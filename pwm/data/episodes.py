@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pwm.checkpoint.io import atomic_torch_save
+from pwm.utils.io import atomic_torch_save
 
 FORMAT = "pwm-episodes-v1"
 

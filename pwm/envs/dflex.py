@@ -11,8 +11,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from pwm.config import ConfigError
 from pwm.envs.base import BatchedEnv
+from pwm.utils.errors import ConfigError
 
 # name -> (module, env class, config class)
 TASKS: dict[str, tuple[str, str, str]] = {

@@ -20,7 +20,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pwm.checkpoint.io import atomic_torch_save
 from pwm.checkpoint.run_state import CheckpointDir, RunStateError, load_run_state, read_run_state
 from pwm.config import ConfigError, DflexGeneralConfig, LoggerConfig, PWMConfig, SHACConfig
 from pwm.data.buffer import ReplayBuffer
@@ -28,6 +27,7 @@ from pwm.data.episodes import EpisodeRecorder, load_episodes, save_episodes
 from pwm.envs.base import BatchedEnv
 from pwm.envs.dflex import make_dflex_env
 from pwm.utils.device import resolve_device
+from pwm.utils.io import atomic_torch_save
 from pwm.utils.logging import MetricLogger
 from pwm.utils.seeding import seed_everything
 

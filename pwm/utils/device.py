@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pwm.config import ConfigError
+from pwm.utils.errors import ConfigError
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
