@@ -10,36 +10,23 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from pwm.checkpoint.run_state import RunStateError
-from pwm.config import ConfigError, register_configs
-from pwm.data.episodes import EpisodeFileError
+from pwm.config import register_configs
+from pwm.training import loop
 from pwm.training.dflex import DflexRun
-from pwm.utils.perf import tune_cpu_allocator
+from pwm.training.entry import run_dir_of, run_script
 
 register_configs()
 
 
 @hydra.main(config_path="../cfg", config_name="config_dflex", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(cfg.general.run_dir) if cfg.general.run_dir else Path(HydraConfig.get().runtime.output_dir)
-    tune_cpu_allocator()
-    try:
-        result = DflexRun(cfg, run_dir, HydraConfig.get().overrides.task).run()
-    except (ConfigError, RunStateError, EpisodeFileError, ImportError) as err:
-        message = f"error: {err.args[0] if err.args else err}"
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise RuntimeError(message) from None
-        sys.exit(message)
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in result.items()) or "already finished"
-    print(f"done: {cfg.env.name} {cfg.alg.name} seed {cfg.seed}: eval {summary}")
+    run_dir = run_dir_of(cfg.general)
+    row = run_script(lambda: loop.run(DflexRun(cfg, run_dir)), run_dir)
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("eval/"))
+    print(f"done: {cfg.env.name} {cfg.alg.name} seed {cfg.seed} in {run_dir}: {summary or 'already finished'}")
 
 
 if __name__ == "__main__":

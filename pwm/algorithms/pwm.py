@@ -9,18 +9,19 @@ frozen: it gets no parameter gradients and is never stepped.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pwm.algorithms.common import fit_critic, set_linear_lr
+from pwm.algorithms.actor_critic import actor_step, apply_lr_schedule, critic_targets, fit_critic, scaled_actor_loss
+from pwm.algorithms.base import Algorithm
 from pwm.config import PWMConfig
 from pwm.losses.actor import imagined_actor_loss
-from pwm.losses.returns import one_step_targets, td_lambda_targets
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
 
 
-class PWM:
+class PWM(Algorithm):
+    state_keys = ("actor", "critic", "actor_optim", "critic_optim", "ret_rms", "iteration")
+
     def __init__(self, world_model: WorldModel, cfg: PWMConfig, task: int | None = None) -> None:
         cfg.check()
         self.cfg, self.wm = cfg, world_model.requires_grad_(False).eval()
@@ -46,17 +47,20 @@ class PWM:
 
     def update(self, obs: torch.Tensor) -> dict[str, float]:
         """One PWM iteration from start observations ``obs [B, O]``."""
-        self._set_learning_rates()
+        cfg = self.cfg
+        apply_lr_schedule(cfg, self.iteration, [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr)])
         task = self._task_ids(obs.shape[0], obs.device)
         with torch.no_grad():
             z = self.wm.encode(obs, task)
-        rollout = imagined_actor_loss(self.wm, self.actor, self.critic, z, task, self.cfg)
-        actor_loss, actor_grad = self._actor_step(rollout.loss)
-        targets = self._targets(rollout.rewards, rollout.next_values)
-        value_loss = self._fit_critic(rollout.latents, targets)
+        rollout = imagined_actor_loss(self.wm, self.actor, self.critic, z, task, cfg)
+        loss = scaled_actor_loss(rollout.loss, cfg, self.ret_rms)
+        who = f"PWM iteration {self.iteration}"
+        actor_grad = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, who)
+        targets = critic_targets(cfg, rollout.rewards, rollout.next_values, torch.zeros_like(rollout.rewards))
+        value_loss = fit_critic(self.critic, self.critic_optim, rollout.latents, targets, cfg)
         self.iteration += 1
         return {
-            "actor/loss": actor_loss,
+            "actor/loss": float(loss.detach()),
             "actor/grad_norm": actor_grad,
             "actor/imagined_return": float(-rollout.loss.detach().mean()),
             "actor/logstd": float(self.actor.logstd.detach().mean()),
@@ -64,51 +68,3 @@ class PWM:
             "critic/target_mean": float(targets.mean()),
             "lr/actor": self.actor_optim.param_groups[0]["lr"],
         }
-
-    def _actor_step(self, per_sample: torch.Tensor) -> tuple[float, float]:
-        if self.cfg.ret_rms:
-            self.ret_rms.update(per_sample)
-            loss = (per_sample / self.ret_rms.std().to(per_sample.dtype)).mean()
-        else:
-            loss = per_sample.mean() / self.cfg.horizon
-        self.actor_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.actor_grad_norm)
-        if not torch.isfinite(grad_norm):
-            raise FloatingPointError(f"PWM iteration {self.iteration}: actor gradient norm is {grad_norm.item()}")
-        self.actor_optim.step()
-        return float(loss.detach()), float(grad_norm)
-
-    def _targets(self, rewards: torch.Tensor, next_values: torch.Tensor) -> torch.Tensor:
-        if self.cfg.critic_targets == "one_step":
-            return one_step_targets(rewards, next_values, self.cfg.gamma)
-        return td_lambda_targets(rewards, next_values, torch.zeros_like(rewards), self.cfg.gamma, self.cfg.lam)
-
-    def _fit_critic(self, latents: torch.Tensor, targets: torch.Tensor) -> float:
-        c = self.cfg
-        return fit_critic(
-            self.critic, self.critic_optim, latents, targets, c.critic_iterations, c.critic_batches, c.critic_grad_norm
-        )
-
-    def _set_learning_rates(self) -> None:
-        if self.cfg.lr_schedule == "linear":
-            optims = [(self.actor_optim, self.cfg.actor_lr), (self.critic_optim, self.cfg.critic_lr)]
-            set_linear_lr(optims, self.iteration, self.cfg.max_iterations, self.cfg.lr_min)
-
-    def state_dict(self) -> dict:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_optim": self.actor_optim.state_dict(),
-            "critic_optim": self.critic_optim.state_dict(),
-            "ret_rms": self.ret_rms.state_dict(),
-            "iteration": self.iteration,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.actor_optim.load_state_dict(state["actor_optim"])
-        self.critic_optim.load_state_dict(state["critic_optim"])
-        self.ret_rms.load_state_dict(state["ret_rms"])
-        self.iteration = state["iteration"]

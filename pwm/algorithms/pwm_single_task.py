@@ -10,28 +10,46 @@ Finished real episodes fill a replay buffer on which the world model keeps train
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
-from pwm.algorithms.common import actor_step, clip_grads_finite, fit_critic, set_linear_lr
+from pwm.algorithms.actor_critic import (
+    actor_step,
+    apply_lr_schedule,
+    clip_grads_finite,
+    critic_targets,
+    fit_critic,
+    scaled_actor_loss,
+)  # fmt: skip
+from pwm.algorithms.base import Algorithm, EnvData, StepHook
 from pwm.algorithms.tdmpc2 import TDMPC2
-from pwm.config import PWMConfig, TDMPC2Config, resolve_world_model
+from pwm.config import ConfigError, PWMConfig, TDMPC2Config, resolve_world_model
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import Episode
-from pwm.envs.base import BatchedEnv, EnvStep
-from pwm.losses.returns import one_step_targets, td_lambda_targets
+from pwm.envs.base import BatchedEnv
+from pwm.losses.returns import SegmentReturns
 from pwm.losses.world_model import scalar_world_model_loss
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
 
-StepHook = Callable[[torch.Tensor, EnvStep], None]
 
+class SingleTaskPWM(Algorithm):
+    state_keys = (
+        "world_model", "actor", "critic", "actor_optim", "critic_optim", "wm_optim", "wm_trainer",
+        "obs_rms", "rew_rms", "ret_rms", "iteration", "wm_bootstrapped",
+    )  # fmt: skip
+    state_aliases: ClassVar[dict[str, str]] = {"world_model": "wm"}
 
-class SingleTaskPWM:
-    def __init__(self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu", num_envs: int = 0
+    ) -> None:
+        """``num_envs``: the training envs, whose H-step rollouts the critic is fitted on (0: not checked)."""
         cfg.check()
+        if num_envs and (cfg.horizon * num_envs) % cfg.critic_batches:
+            pairs = cfg.horizon * num_envs
+            raise ConfigError(f"alg.critic_batches={cfg.critic_batches} must divide horizon*num_envs={pairs}")
         self.cfg = cfg
         bins = 1 if cfg.wm_loss == "pwm" else cfg.world_model.num_bins
         wm_cfg = dataclasses.replace(cfg.world_model, obs_dim=obs_dim, action_dim=action_dim, task_dim=0, num_bins=bins)
@@ -78,40 +96,27 @@ class SingleTaskPWM:
                 on_step(action, out)
 
     # ---- one iteration -----------------------------------------------------------------------------------------
-    def update(self, env: BatchedEnv, buffer: ReplayBuffer, on_step: StepHook | None = None) -> dict[str, float]:
-        """Actor step on the imagined return, critic fit, then world-model training on ``buffer``."""
+    def update(self, data: EnvData) -> dict[str, float]:
+        """Actor step on the imagined return, critic fit, then world-model training on ``data.buffer``."""
         cfg = self.cfg
-        if cfg.lr_schedule == "linear":
-            optims = [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr), (self.wm_optim, cfg.wm_lr)]
-            set_linear_lr(optims, self.iteration, cfg.max_iterations, cfg.lr_min)
+        optims = [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr), (self.wm_optim, cfg.wm_lr)]
+        apply_lr_schedule(cfg, self.iteration, optims)
         self.wm.requires_grad_(False)
-        rollout = self._imagine(env, on_step)
+        rollout = self._imagine(data.env, data.on_step)
         self.wm.requires_grad_(True)
-        per_env = rollout["loss"]
-        if cfg.ret_rms:
-            self.ret_rms.update(per_env)
-            loss = (per_env / self.ret_rms.std().to(per_env.dtype)).mean()
-        else:
-            loss = per_env.mean() / cfg.horizon
+        loss = scaled_actor_loss(rollout["loss"], cfg, self.ret_rms)
         who = f"PWM iteration {self.iteration}"
         grad_norm = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, who)
-        r, v = rollout["rewards"], rollout["next_values"]
-        if cfg.critic_targets == "one_step":
-            targets = one_step_targets(r, v, cfg.gamma)
-        else:
-            targets = td_lambda_targets(r, v, rollout["dones"], cfg.gamma, cfg.lam)
-        value_loss = fit_critic(
-            self.critic, self.critic_optim, rollout["latents"], targets,
-            cfg.critic_iterations, cfg.critic_batches, cfg.critic_grad_norm,
-        )  # fmt: skip
+        targets = critic_targets(cfg, rollout["rewards"], rollout["next_values"], rollout["dones"])
+        value_loss = fit_critic(self.critic, self.critic_optim, rollout["latents"], targets, cfg)
         steps = cfg.wm_iterations if self.wm_bootstrapped else cfg.wm_bootstrap_iterations
-        wm_metrics = self.train_world_model(buffer, steps)
+        wm_metrics = self.train_world_model(data.buffer, steps)
         self.wm_bootstrapped = True
         self.iteration += 1
         return {
             "actor/loss": float(loss.detach()),
             "actor/grad_norm": grad_norm,
-            "actor/imagined_return": float(-per_env.detach().mean()),
+            "actor/imagined_return": float(-rollout["loss"].detach().mean()),
             "actor/logstd": float(self.actor.logstd.detach().mean()),
             "critic/loss": value_loss,
             "critic/target_mean": float(targets.mean()),
@@ -120,13 +125,10 @@ class SingleTaskPWM:
         }
 
     def _imagine(self, env: BatchedEnv, on_step: StepHook | None) -> dict[str, torch.Tensor]:
-        cfg, gamma = self.cfg, self.cfg.gamma
+        cfg = self.cfg
         with torch.no_grad():
             z = self.wm.encode(self.normalize(env.obs))
-        n = z.shape[0]
-        loss = torch.zeros(n, device=z.device)
-        ret = torch.zeros(n, device=z.device)
-        discount = torch.ones(n, device=z.device)
+        returns = SegmentReturns(z.shape[0], cfg.gamma, z.device)
         latents, rewards, next_values, dones = [], [], [], []
         for t in range(cfg.horizon):
             latents.append(z.detach())
@@ -139,24 +141,19 @@ class SingleTaskPWM:
                 on_step(action.detach(), out)
             value = self.critic.min(z, detach=True)
             value = torch.where(out.terminated, torch.zeros_like(value), value)
-            ret = ret + discount * reward
             last = t == cfg.horizon - 1
-            weight = gamma * discount * (gamma if last and cfg.terminal_bootstrap == "gamma_h_plus_1" else 1.0)
-            segment = ret + weight * value
             done = out.terminated | out.truncated
-            end = torch.ones_like(done) if last else done
-            loss = loss - torch.where(end, segment, torch.zeros_like(segment))
+            extra = cfg.gamma if last and cfg.terminal_bootstrap == "gamma_h_plus_1" else 1.0
+            returns.add(reward, value, done, last, extra)
             rewards.append(reward.detach())
             next_values.append(value.detach())
             dones.append(done.float())
-            if done.any() and not last:
+            if done.any() and not last:  # a finished env's imagined latent restarts from its real reset state
                 with torch.no_grad():
                     fresh = self.wm.encode(self.normalize(out.obs))
                 z = torch.where(done[:, None], fresh, z)
-                ret = torch.where(done, torch.zeros_like(ret), ret)
-            discount = torch.where(done, torch.ones_like(discount), gamma * discount)
         return {
-            "loss": loss,
+            "loss": returns.loss,
             "latents": torch.stack(latents),
             "rewards": torch.stack(rewards),
             "next_values": torch.stack(next_values),
@@ -198,34 +195,3 @@ class SingleTaskPWM:
             for key, value in {**metrics, "grad_norm": grad}.items():
                 totals[f"wm/{key}"] = totals.get(f"wm/{key}", 0.0) + float(value.detach()) / steps
         return totals
-
-    # ---- checkpoints -------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
-            "world_model": self.wm.state_dict(),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_optim": self.actor_optim.state_dict(),
-            "critic_optim": self.critic_optim.state_dict(),
-            "wm_optim": self.wm_optim.state_dict(),
-            "wm_trainer": None if self.wm_trainer is None else self.wm_trainer.state_dict(),
-            "obs_rms": self.obs_rms.state_dict(),
-            "rew_rms": self.rew_rms.state_dict(),
-            "ret_rms": self.ret_rms.state_dict(),
-            "iteration": self.iteration,
-            "wm_bootstrapped": self.wm_bootstrapped,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.wm.load_state_dict(state["world_model"])
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.actor_optim.load_state_dict(state["actor_optim"])
-        self.critic_optim.load_state_dict(state["critic_optim"])
-        self.wm_optim.load_state_dict(state["wm_optim"])
-        if self.wm_trainer is not None:
-            self.wm_trainer.load_state_dict(state["wm_trainer"])
-        for name in ("obs_rms", "rew_rms", "ret_rms"):
-            getattr(self, name).load_state_dict(state[name])
-        self.iteration = state["iteration"]
-        self.wm_bootstrapped = state["wm_bootstrapped"]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pwm.algorithms.base import Algorithm
 from pwm.config import TDMPC2Config
 from pwm.data.batch import SequenceBatch
 from pwm.losses.world_model import policy_prior_loss, td_targets, world_model_loss
@@ -43,13 +44,15 @@ def _fast_adam(device: torch.device) -> dict:
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
 
 
-class TDMPC2:
+class TDMPC2(Algorithm):
     """World-model update of TD-MPC2 (Hansen et al. 2024, arXiv:2310.16828).
 
     One :meth:`update` = consistency/reward/value losses with TD targets from the target Q ensemble, an Adam
     step on the world model (encoder at ``enc_lr_scale``), a policy-prior step on the rolled-out latents, and
     a Polyak update of the target Q.
     """
+
+    state_keys = ("model", "optim", "pi_optim", "scale")
 
     def __init__(self, model: WorldModel, cfg: TDMPC2Config) -> None:
         cfg.check()
@@ -68,6 +71,13 @@ class TDMPC2:
         self.scale = RunningScale(cfg.tau).to(device)
         self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
         """Called on each parameter list after backward, before clipping (data-parallel gradient averaging)."""
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True, task: torch.Tensor | None = None) -> torch.Tensor:
+        """The policy prior's action (its mean when ``deterministic``); TD-MPC2 proper plans with MPPI on top of
+        it (``pwm.planning.mppi``)."""
+        action, info = self.model.pi(self.model.encode(obs, task), task)
+        return info["mean"] if deterministic else action
 
     def update(self, batch: SequenceBatch) -> dict[str, float]:
         """One training step; raises NonFiniteLossError (parameters untouched) if a loss is not finite."""
@@ -99,17 +109,3 @@ class TDMPC2:
             raise NonFiniteLossError(f"non-finite loss ({loss.item():.4g}) or grad norm ({grad_norm.item():.4g})")
         optim.step()
         return grad_norm
-
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optim": self.optim.state_dict(),
-            "pi_optim": self.pi_optim.state_dict(),
-            "scale": self.scale.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optim.load_state_dict(state["optim"])
-        self.pi_optim.load_state_dict(state["pi_optim"])
-        self.scale.load_state_dict(state["scale"])

@@ -40,3 +40,27 @@ def td_lambda_targets(
 def one_step_targets(rewards: torch.Tensor, next_values: torch.Tensor, gamma: float) -> torch.Tensor:
     """r_t + γ V(s_{t+1}): what PWM's reference multitask code computes (it marks every step done, quirk Q1)."""
     return rewards + gamma * next_values
+
+
+class SegmentReturns:
+    """The H-step actor objective of SHAC and single-task PWM over envs that may finish mid-rollout.
+
+    Per env it accumulates the discounted reward of the current segment; where a segment ends (the env finished,
+    or the rollout's last step) it subtracts that return plus the discounted bootstrap value from ``loss``, and a
+    finished env starts a new segment. ``loss [B]`` is the negative sum of the segments' bootstrapped returns.
+    """
+
+    def __init__(self, num: int, gamma: float, device: torch.device) -> None:
+        self.gamma = gamma
+        self.loss = torch.zeros(num, device=device)
+        self.ret = torch.zeros(num, device=device)
+        self.discount = torch.ones(num, device=device)
+
+    def add(self, reward: torch.Tensor, value: torch.Tensor, done: torch.Tensor, last: bool, extra: float = 1.0):
+        """One step: ``value`` is V of the next state (0 where it terminated); ``extra`` scales the bootstrap."""
+        self.ret = self.ret + self.discount * reward
+        segment = self.ret + self.gamma * self.discount * extra * value
+        end = torch.ones_like(done) if last else done
+        self.loss = self.loss - torch.where(end, segment, torch.zeros_like(segment))
+        self.ret = torch.where(done, torch.zeros_like(self.ret), self.ret)
+        self.discount = torch.where(done, torch.ones_like(self.discount), self.gamma * self.discount)

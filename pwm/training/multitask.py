@@ -1,23 +1,20 @@
 """One PWM policy for one task of MT30/MT80 from a frozen world model, evaluated on the real environment.
 
 Loads the world model (any official checkpoint layout), samples the task's start states from the offline
-data, runs ``general.epochs`` PWM iterations, evaluates every ``general.eval_freq`` iterations and writes
-``results.csv`` (one row per evaluation), metrics, and a run state after each evaluation, from which a rerun
-resumes.
+data, runs ``general.steps`` PWM iterations, evaluates every ``general.eval_every`` iterations and writes
+``results.csv`` (one row per evaluation) next to the metrics; the loop is ``pwm.training.loop``.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from pwm.algorithms.pwm import PWM
-from pwm.checkpoint.run_state import CheckpointDir, load_run_state
 from pwm.checkpoint.tdmpc2_format import load_into
 from pwm.config import MultitaskConfig, resolve_world_model
 from pwm.data.buffer import DatasetSampler
@@ -25,15 +22,8 @@ from pwm.data.dataset import open_dataset
 from pwm.data.tasks import get_task_set
 from pwm.evaluation.aggregate import RESULTS_HEADER
 from pwm.models.world_model import WorldModel
+from pwm.training import loop
 from pwm.training.evaluate import evaluate
-from pwm.utils.device import resolve_device
-from pwm.utils.logging import MetricLogger
-from pwm.utils.seeding import seed_everything
-
-RESUME_IGNORES = (  # settings that may change between an interrupted run and its resumption
-    "general.epochs", "general.eval_freq", "general.run_dir", "general.device", "general.threads", "general.video",
-    "general.data_dir", "general.checkpoint", "logger", "alg.max_iterations",
-)  # fmt: skip
 
 
 class ResultsFile:
@@ -60,14 +50,14 @@ class ResultsFile:
             writer.writerows(rows)
 
 
-class MultitaskRun:
+class MultitaskRun(loop.Runner):
+    evaluate_at_start = True
+
     def __init__(self, cfg: MultitaskConfig, run_dir: Path) -> None:
         cfg.check()
-        self.cfg, self.run_dir = cfg, run_dir
-        self.device = resolve_device(cfg.general.device)
-        if cfg.general.threads:
-            torch.set_num_threads(cfg.general.threads)
-        seed_everything(cfg.seed)
+        self.cfg, self.general, self.logger_cfg, self.run_dir = cfg, cfg.general, cfg.logger, Path(run_dir)
+        self.name = f"{cfg.task}-{cfg.seed}"
+        self.device = loop.start_up(cfg.general, cfg.seed)
         self.task_id = get_task_set(cfg.task_set).index(cfg.task)
         wm_cfg = resolve_world_model(dataclasses.replace(cfg.alg.world_model, task=cfg.task_set))
         self.world_model = WorldModel(wm_cfg)
@@ -78,11 +68,19 @@ class MultitaskRun:
         self.sampler = DatasetSampler(
             dataset, cfg.alg.batch_size, cfg.alg.horizon, seed=cfg.seed, task=self.task_id, device=self.device
         )
-        self.results = ResultsFile(run_dir / "results.csv")
-        self.checkpoints = CheckpointDir(run_dir / "checkpoints")
+        self.results = ResultsFile(self.run_dir / "results.csv")
         self.components = {"algo": self.algo, "sampler": self.sampler}
         self.config = dataclasses.asdict(cfg)
-        self.total_time = 0.0
+
+    def train_step(self) -> dict[str, float]:
+        return self.algo.update(self.sampler.sample().obs[0])
+
+    def restore(self, extra: dict[str, Any]) -> None:
+        self.results.truncate_after(self.state.step)
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"return": f"{row.get('eval/return', float('nan')):.1f}",
+                "success": f"{row.get('eval/success', float('nan')):.2f}"}  # fmt: skip
 
     def policy(self, obs):
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
@@ -102,62 +100,27 @@ class MultitaskRun:
         mask = wm._action_masks[task] if wm.cfg.multitask else None
         return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask)
 
-    def evaluate(self, iteration: int) -> dict[str, float]:
+    def evaluate(self, step: int) -> dict[str, float]:
         from pwm.envs.registry import make_env
 
-        env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + iteration, task_set=self.cfg.task_set)
-        metrics = evaluate(self.policy, env, self.cfg.general.eval_runs)
-        self._append(iteration, "pwm", metrics)
-        if iteration == self.cfg.general.epochs and self.cfg.eval.planning:
+        env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + step, task_set=self.cfg.task_set)
+        metrics = evaluate(self.policy, env, self.general.eval_runs)
+        self._append(step, "pwm", metrics)
+        final = step == self.general.steps
+        if final and self.cfg.eval.planning:
             planner = self.planner()
             plan = lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()  # noqa: E731
-            planned = evaluate(plan, env, self.cfg.general.eval_runs, on_reset=planner.reset)
-            self._append(iteration, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
-        if self.cfg.general.video and iteration == self.cfg.general.epochs:
+            planned = evaluate(plan, env, self.general.eval_runs, on_reset=planner.reset)
+            self._append(step, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
+        if final and self.general.video:
             from pwm.envs.video import record_episode
 
-            record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{iteration}.mp4")
+            record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{step}.mp4")
         return metrics
 
-    def _append(self, iteration: int, alg: str, metrics: dict[str, float]) -> None:
+    def _append(self, step: int, alg: str, metrics: dict[str, float]) -> None:
         self.results.append({
-            "iteration": iteration, "task": self.cfg.task, "task_set": self.cfg.task_set, "seed": self.cfg.seed,
-            "alg": alg, **metrics, "total_time": round(self.total_time, 3),
+            "iteration": step, "task": self.cfg.task, "task_set": self.cfg.task_set, "seed": self.cfg.seed,
+            "alg": alg, "episode_reward": metrics["return"], "episode_success": metrics["success"],
+            "episode_length": metrics["length"], "total_time": round(self.state.total_time, 3),
         })  # fmt: skip
-
-    def save(self, iteration: int) -> None:
-        self.checkpoints.save(self.components, iteration, self.config, extra={"total_time": self.total_time})
-
-    def run(self) -> dict[str, float]:
-        cfg = self.cfg.general
-        step, latest = 0, self.checkpoints.latest()
-        if latest is not None:
-            step, extra = load_run_state(latest, self.components, self.config, ignore=RESUME_IGNORES)
-            self.total_time = extra.get("total_time", 0.0)
-            self.results.truncate_after(step)
-        logger = MetricLogger(self.run_dir, self.cfg.logger, self.config, name=f"{self.cfg.task}-{self.cfg.seed}")
-        last: dict[str, float] = {}
-        try:
-            if step == 0:
-                last = self.evaluate(0)
-                self.save(0)
-            bar = tqdm(total=cfg.epochs, initial=step, disable=not self.cfg.logger.progress, unit="it")
-            while step < cfg.epochs:
-                start = time.perf_counter()
-                obs = self.sampler.sample().obs[0]
-                logger.record(self.algo.update(obs))
-                self.total_time += time.perf_counter() - start
-                step += 1
-                bar.update(1)
-                evaluate_now = step % cfg.eval_freq == 0 or step == cfg.epochs
-                if evaluate_now:
-                    last = self.evaluate(step)
-                    bar.set_postfix(reward=f"{last['episode_reward']:.1f}", success=f"{last['episode_success']:.2f}")
-                if evaluate_now or step % self.cfg.logger.log_every == 0:
-                    logger.dump(step, {f"eval/{k}": v for k, v in last.items()} if evaluate_now else None)
-                if evaluate_now:
-                    self.save(step)
-            bar.close()
-        finally:
-            logger.close()
-        return last

@@ -1,4 +1,4 @@
-"""Metric logging: ``record`` accumulates, ``dump`` averages and writes one row to every configured writer.
+"""Metric rows of the training loop: ``record`` accumulates, ``dump`` averages and writes one row to every writer.
 
 Rows always go to ``metrics.csv`` and ``metrics.jsonl`` in the run directory (the CSV is rewritten when a new
 column appears, so it stays readable by pandas); wandb is optional and offline unless configured otherwise.
