@@ -8,7 +8,7 @@
 set -euo pipefail
 out=${1:-runs/cartpole_learning}
 threads=${THREADS:-1}
-common=(logger.wandb=false logger.progress=false logger.log_every=25 general.eval_freq=25 general.threads="$threads")
+common=(logger.wandb=false logger.progress=false logger.log_every=25 general.eval_every=25 general.threads="$threads")
 for seed in ${SEEDS:-1}; do
     python scripts/train_dflex.py env=dflex_cartpole alg=shac seed="$seed" general.run_dir="$out/shac/$seed" \
         "${common[@]}"

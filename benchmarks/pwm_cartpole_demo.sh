@@ -12,5 +12,5 @@ python scripts/train_world_model.py task=mt30 data_dir="$out/data" world_model=1
 wm=$(ls "$out"/world_model/models/*.pt | sort -V | tail -n 1)
 python scripts/train_multitask.py -cn config_mt30 alg=pwm alg.world_model.size=1 task="$task" \
     general.data_dir="$out/data" general.checkpoint="$wm" general.run_dir="$out/pwm" \
-    general.epochs="${PWM_EPOCHS:-600}" general.eval_freq=100 general.threads=2 logger.progress=false
+    general.steps="${PWM_EPOCHS:-600}" general.eval_every=100 general.threads=2 logger.progress=false
 cat "$out/pwm/results.csv"

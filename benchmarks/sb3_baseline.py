@@ -18,7 +18,6 @@ import torch
 
 from pwm.envs.dflex import make_dflex_env
 from pwm.envs.gym_adapter import make_gym_env
-from pwm.training.dflex import evaluate_policy
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +53,7 @@ def main(argv=None) -> None:
             action, _ = model.predict(obs.cpu().numpy(), deterministic=True)
             return torch.as_tensor(action, dtype=torch.float32)
 
-        result = evaluate_policy(eval_env, policy, seed=args.seed * 100_003 + steps)
+        result = evaluate(policy, eval_env, eval_env.num_envs, seed=args.seed * 100_003 + steps)
         rows.append({"step": steps, "env_steps": steps, "time": round(time.perf_counter() - start, 1),
                      "eval/return": result["return"], "eval/length": result["length"]})  # fmt: skip
         with open(out / "metrics.csv", "w", newline="") as f:

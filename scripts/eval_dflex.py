@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 
 from pwm.checkpoint.run_state import CheckpointDir, RunStateError, read_run_state
 from pwm.config import ConfigError
-from pwm.training.dflex import DflexRun, evaluate_policy
+from pwm.training.dflex import DflexRun
+from pwm.training.evaluate import evaluate
 
 
 def load_policy_run(run_dir: Path, which: str, episodes: int, device: str) -> DflexRun:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunStateError, KeyError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 1
-    result = evaluate_policy(run.eval_env, run.policy, seed=args.seed)
+    result = evaluate(run.policy, run.eval_env, args.episodes, seed=args.seed)
     print(json.dumps({"env": run.env_name, "alg": run.alg_cfg.name, "policy": args.policy, **result}))
     return 0
 

@@ -14,7 +14,6 @@ import hydra
 from omegaconf import DictConfig
 
 from pwm.config import register_configs
-from pwm.training import loop
 from pwm.training.dflex import DflexRun
 from pwm.training.entry import run_dir_of, run_script
 
@@ -24,7 +23,7 @@ register_configs()
 @hydra.main(config_path="../cfg", config_name="config_dflex", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_dir = run_dir_of(cfg.general)
-    row = run_script(lambda: loop.run(DflexRun(cfg, run_dir)), run_dir)
+    row = run_script(lambda: DflexRun(cfg, run_dir).run(), run_dir)
     summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("eval/"))
     print(f"done: {cfg.env.name} {cfg.alg.name} seed {cfg.seed} in {run_dir}: {summary or 'already finished'}")
 

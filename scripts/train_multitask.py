@@ -16,7 +16,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from pwm.config import MultitaskConfig, register_configs
-from pwm.training import loop
 from pwm.training.entry import run_dir_of, run_script
 from pwm.training.multitask import MultitaskRun
 
@@ -27,7 +26,7 @@ register_configs()
 def main(dict_cfg: DictConfig) -> None:
     cfg: MultitaskConfig = OmegaConf.to_object(dict_cfg)
     run_dir = run_dir_of(cfg.general)
-    row = run_script(lambda: loop.run(MultitaskRun(cfg, run_dir)), run_dir)
+    row = run_script(lambda: MultitaskRun(cfg, run_dir).run(), run_dir)
     summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("eval/"))
     print(f"done: {cfg.task} seed {cfg.seed} in {run_dir}: {summary or 'already finished'}")
 

@@ -13,7 +13,7 @@ CFG_DIR = str(Path(__file__).resolve().parents[1] / "cfg")
 def compose_train(overrides: list[str]) -> TrainWorldModelConfig:
     register_configs()
     with initialize_config_dir(config_dir=CFG_DIR, version_base="1.3"):
-        cfg = compose("train_world_model", overrides=["data_dir=/tmp/x", *overrides])
+        cfg = compose("train_world_model", overrides=["general.data_dir=/tmp/x", *overrides])
     return OmegaConf.to_object(cfg)
 
 
@@ -42,4 +42,4 @@ def test_typo_fails_at_compose_naming_the_key():
 
 def test_wrong_type_fails_at_compose_naming_the_key():
     with pytest.raises(ConfigCompositionException, match=r"steps"):
-        compose_train(["steps=many"])
+        compose_train(["general.steps=many"])

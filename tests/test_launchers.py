@@ -77,7 +77,7 @@ def test_local_launcher_is_hydras_basic_launcher(app):
 @pytest.mark.parametrize("config_name", ["config_mt30", "config_mt80", "train_world_model"])
 @pytest.mark.parametrize(("launcher", "target"), [("slurm", SLURM_TARGET), ("local", BASIC_TARGET)])
 def test_every_pwm_primary_accepts_the_launchers(config_name, launcher, target):
-    overrides = ["data_dir=/x"] if config_name == "train_world_model" else ["task=mw-assembly", "seed=2"]
+    overrides = ["general.data_dir=/x"] if config_name == "train_world_model" else ["task=mw-assembly", "seed=2"]
     assert launcher_cfg(CFG_DIR, config_name, launcher, *overrides)._target_ == target
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from pwm.algorithms.base import EnvData
 from pwm.algorithms.pwm_single_task import SingleTaskPWM
 from pwm.algorithms.shac import SHAC
 from pwm.config import ConfigError, PWMConfig, SHACConfig, WorldModelConfig, register_configs
@@ -25,14 +26,14 @@ from pwm.training.dflex import DflexRun
 ROOT = Path(__file__).resolve().parents[1]
 TINY_WM = {"latent_dim": 32, "enc_dim": 32, "mlp_dim": 32, "num_enc_layers": 2, "num_q": 2, "dropout": 0.0}
 SMALL = [
-    "env.config.episode_length=20", "general.eval_runs=2", "general.eval_freq=2", "general.save_interval=2",
+    "env.config.episode_length=20", "general.eval_runs=2", "general.eval_every=2", "general.save_every=2",
     "general.threads=1", "logger.wandb=false", "logger.progress=false", "logger.log_every=1",
 ]  # fmt: skip
-SHAC_SMALL = ["alg=shac", "env.shac.num_envs=4", "alg.horizon=8", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]"]
+SHAC_SMALL = ["alg=shac", "env.config.num_envs=4", "alg.horizon=8", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]"]
 PWM_SMALL = [
-    "alg=pwm", "env.pwm.num_envs=4", "alg.horizon=4", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]",
+    "alg=pwm", "env.config.num_envs=4", "alg.horizon=4", "alg.actor_hidden=[16]", "alg.critic_hidden=[16]",
     "alg.wm_bootstrap_iterations=3", "alg.wm_iterations=2", "alg.wm_batch_size=8", "alg.wm_horizon=4",
-    *(f"env.pwm.world_model.{k}={v}" for k, v in TINY_WM.items()),
+    *(f"alg.world_model.{k}={v}" for k, v in TINY_WM.items()),
 ]  # fmt: skip
 
 
@@ -43,8 +44,8 @@ def _compose(overrides: list[str]):
 
 
 def _run(overrides: list[str], run_dir: Path) -> DflexRun:
-    """A run built as ``train_dflex.py`` builds it: the ``alg.*`` overrides beat the env's per-task block."""
-    return DflexRun(_compose(overrides), run_dir, overrides)
+    """A run built as ``train_dflex.py`` builds it (Hydra applies the overrides after the per-task values)."""
+    return DflexRun(_compose(overrides), run_dir)
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -57,7 +58,7 @@ def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
     run_dir = tmp_path / alg
     args = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), f"general.run_dir={run_dir}"]
     cmd = [sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole"]
-    first = subprocess.run([*cmd, *args, f"env.{alg}.max_iterations=4"], capture_output=True, text=True, cwd=tmp_path)
+    first = subprocess.run([*cmd, *args, "general.steps=4"], capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     assert f"done: dflex_cartpole {alg}" in first.stdout
     for name in ("metrics.csv", "metrics.jsonl", "best_policy.pt", "learning_curve.png", "run_info.json"):
@@ -66,7 +67,7 @@ def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert all(float(r["env_steps"]) > 0 for r in rows) and rows[1]["eval/return"] != ""
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["state_000000002.pt", "state_000000004.pt"]
-    more = subprocess.run([*cmd, *args, f"env.{alg}.max_iterations=6"], capture_output=True, text=True, cwd=tmp_path)
+    more = subprocess.run([*cmd, *args, "general.steps=6"], capture_output=True, text=True, cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-2000:]
     rows = _rows(run_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -83,7 +84,7 @@ def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
 @pytest.mark.parametrize("alg", ["pwm", "shac"])
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, alg):
     """A run killed after its iteration-2 checkpoint and resumed writes the same rows as an uninterrupted run."""
-    overrides = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), f"env.{alg}.max_iterations=4", "seed=3"]
+    overrides = [*SMALL, *(PWM_SMALL if alg == "pwm" else SHAC_SMALL), "general.steps=4", "seed=3"]
     full = tmp_path / "full"
     _run(overrides, full).run()
     cut = tmp_path / "cut"
@@ -125,7 +126,7 @@ def test_shac_actor_gradient_flows_only_through_the_simulator():
     algo._rollout(blocked, None)["loss"].mean().backward()
     assert all(p.grad is None or not p.grad.any() for p in algo.actor.parameters())
     with pytest.raises(ValueError, match="requires_grad=False"):
-        algo.update(make_dflex_env("dflex_cartpole", {"num_envs": 4}))
+        algo.update(EnvData(make_dflex_env("dflex_cartpole", {"num_envs": 4})))
 
 
 @pytest.mark.parametrize("wm_loss", ["pwm", "tdmpc2"])
@@ -154,11 +155,11 @@ def test_pwm_actor_gradient_flows_only_through_the_world_model(wm_loss):
 
 def test_shac_episodes_become_pwm_pretraining_data(tmp_path):
     shac_dir = tmp_path / "shac"
-    _run([*SMALL, *SHAC_SMALL, "env.shac.max_iterations=6", "alg.save_data=true"], shac_dir).run()
+    _run([*SMALL, *SHAC_SMALL, "general.steps=6", "alg.save_data=true"], shac_dir).run()
     episodes = load_episodes(shac_dir / "episodes.pt", obs_dim=5, action_dim=1)
     assert len(episodes) >= 4 and all(e.length == 20 and e.obs.shape == (21, 5) for e in episodes)
     pwm_dir = tmp_path / "pwm"
-    overrides = [*SMALL, *PWM_SMALL, "env.pwm.max_iterations=2", f"general.pretrain={shac_dir / 'episodes.pt'}",
+    overrides = [*SMALL, *PWM_SMALL, "general.steps=2", f"general.pretrain={shac_dir / 'episodes.pt'}",
                  "general.pretrain_steps=5"]  # fmt: skip
     run = _run(overrides, pwm_dir)
     run.run()
@@ -190,7 +191,8 @@ def test_episode_recorder_and_file_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["alg=shac", "+env.shac.bogus=1"], "alg: Key .bogus. not in .SHACConfig."),
+        (["alg=shac", "+alg.bogus=1"], "alg.bogus is not a setting of SHACConfig"),
+        (["alg=pwm", "alg.critic_batches=3"], "alg.critic_batches=3 must divide"),
         (["env.config.start_pose=sideways"], "start_pose"),
         (["alg=shac", "alg.critic_targets=mc"], "alg.critic_targets='mc'"),
     ],
@@ -204,10 +206,10 @@ def test_evaluation_of_a_known_policy():
     """A pole hanging still under zero force earns -pi^2 per step (pre-step reward), for all 240 steps."""
     import math
 
-    from pwm.training.dflex import evaluate_policy
+    from pwm.training.evaluate import evaluate
 
     env = make_dflex_env("dflex_cartpole", {"num_envs": 3, "stochastic_init": False})
-    result = evaluate_policy(env, lambda obs: torch.zeros(obs.shape[0], 1), seed=0)
+    result = evaluate(lambda obs: torch.zeros(obs.shape[0], 1), env, 3, seed=0)
     assert result["length"] == 240
     assert result["return"] == pytest.approx(-240 * math.pi**2, rel=1e-5)
     assert result["final_reward"] == pytest.approx(-(math.pi**2), rel=1e-5)
@@ -216,20 +218,19 @@ def test_evaluation_of_a_known_policy():
 @pytest.mark.parametrize("path", sorted((ROOT / "cfg" / "env").glob("dflex_*.yaml")), ids=lambda p: p.stem)
 @pytest.mark.parametrize("alg", ["pwm", "shac"])
 def test_every_env_config_composes_for_both_algorithms(path, alg):
-    """Each env yaml's task settings fit its config class and its per-algorithm block fits the alg schema."""
+    """Each env yaml's task settings fit its config class and its per-algorithm values fit the alg schema."""
     from pwm.envs.dflex import make_env_config
-    from pwm.training.dflex import build_alg_config
+    from pwm.training.dflex import typed_config
 
-    cfg = _compose([f"env={path.stem}", f"alg={alg}"])
+    cfg = typed_config(_compose([f"env={path.stem}", f"alg={alg}"]))
     task_cfg = make_env_config(cfg.env.name, cfg.env.config)
-    alg_cfg, num_envs = build_alg_config(cfg.alg, cfg.env)
-    alg_cfg.check()
-    assert task_cfg.num_envs > 0 and num_envs > 0 and alg_cfg.name == alg and alg_cfg.max_iterations > 0
+    cfg.alg.check()
+    assert task_cfg.num_envs > 0 and cfg.alg.name == alg and cfg.alg.max_iterations == cfg.general.steps > 0
 
 
 def test_pwm_with_tdmpc2_world_model_loss_trains_and_round_trips(tmp_path):
     """alg.wm_loss=tdmpc2: a two-hot world model trained by TD-MPC2's update inside the single-task loop."""
-    overrides = [*SMALL, *PWM_SMALL, "alg.wm_loss=tdmpc2", "env.pwm.max_iterations=2", "general.eval_freq=1"]
+    overrides = [*SMALL, *PWM_SMALL, "alg.wm_loss=tdmpc2", "general.steps=2", "general.eval_every=1"]
     run = _run(overrides, tmp_path)
     run.run()
     assert run.algo.wm.cfg.num_bins == 101 and "wm/consistency_loss" in _rows(tmp_path)[-1]
@@ -248,15 +249,13 @@ def test_unreadable_start_checkpoint_is_a_one_line_error(tmp_path):
         run.run()
 
 
-def test_command_line_alg_values_beat_the_env_block_and_other_alg_values_do_not():
-    """env=dflex_cartpole's shac block sets actor_lr 1e-2 over the alg default; alg.actor_lr= on the command line
-    wins again, while keys the user did not name keep the block's value."""
-    from pwm.training.dflex import build_alg_config, explicit_alg_keys
+def test_command_line_alg_values_beat_the_per_task_values_and_other_alg_values_do_not():
+    """cfg/alg_env/shac_dflex_cartpole.yaml sets actor_lr 1e-2 and critic_lr 1e-3 over the alg defaults;
+    alg.actor_lr= on the command line wins again, while keys the user did not name keep the per-task value."""
+    from pwm.training.dflex import typed_config
 
-    overrides = ["env=dflex_cartpole", "alg=shac", "alg.actor_lr=0.5", "+alg.foo=1", "env.shac.critic_lr=0.25"]
-    assert explicit_alg_keys(overrides) == ["actor_lr", "foo"]
-    cfg = _compose(overrides[:3] + overrides[4:])
-    block_only, _ = build_alg_config(cfg.alg, cfg.env)
-    explicit, _ = build_alg_config(cfg.alg, cfg.env, ["actor_lr"])
-    assert block_only.actor_lr == 1e-2 and explicit.actor_lr == 0.5
-    assert block_only.critic_lr == explicit.critic_lr == 0.25 and explicit.actor_hidden == [64, 64]
+    per_task = typed_config(_compose(["env=dflex_cartpole", "alg=shac"])).alg
+    explicit = typed_config(_compose(["env=dflex_cartpole", "alg=shac", "alg.actor_lr=0.5"])).alg
+    assert per_task.actor_lr == 1e-2 and explicit.actor_lr == 0.5
+    assert per_task.critic_lr == explicit.critic_lr == 1e-3 and explicit.actor_hidden == [64, 64]
+    assert typed_config(_compose(["env=dflex_hopper", "alg=shac"])).alg.actor_lr == SHACConfig().actor_lr

@@ -12,7 +12,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pwm.config import LoggerConfig, TDMPC2Config, TrainWorldModelConfig, WorldModelConfig, register_configs
+from pwm.config import (
+    LoggerConfig,
+    TDMPC2Config,
+    TrainWorldModelConfig,
+    WorldModelConfig,
+    WorldModelRunConfig,
+    register_configs,
+)  # fmt: skip
 from pwm.training.world_model import train_world_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +42,7 @@ def world_model(tmp_path_factory) -> tuple[Path, Path]:
     module.main(["--tasks", "pendulum-swingup", "cartpole-swingup", "--episodes-per-task", "2", "--out", str(data)])
     run = tmp_path_factory.mktemp("wm")
     cfg = TrainWorldModelConfig(
-        task="mt30", data_dir=str(data), steps=20, threads=1, checkpoint_every=20,
+        task="mt30", general=WorldModelRunConfig(data_dir=str(data), steps=20, threads=1, save_every=20),
         world_model=WorldModelConfig(**WM_DIMS), tdmpc2=TDMPC2Config(batch_size=16, horizon=4),
         logger=LoggerConfig(wandb=False, progress=False),
     )  # fmt: skip
@@ -59,7 +66,7 @@ def read_results(run_dir: Path) -> list[dict]:
 
 def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
     data, ckpt = world_model
-    result = run_script(data, ckpt, tmp_path, "general.epochs=4", "general.eval_freq=2")
+    result = run_script(data, ckpt, tmp_path, "general.steps=4", "general.eval_every=2")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_results(tmp_path)
     assert [int(r["iteration"]) for r in rows] == [0, 2, 4]
@@ -68,7 +75,7 @@ def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
         assert 0 <= float(r["episode_reward"]) <= 1000
     assert (tmp_path / "checkpoints" / "state_000000004.pt").is_file()
 
-    resumed = run_script(data, ckpt, tmp_path, "general.epochs=6", "general.eval_freq=2", "general.video=true")
+    resumed = run_script(data, ckpt, tmp_path, "general.steps=6", "general.eval_every=2", "general.video=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [int(r["iteration"]) for r in read_results(tmp_path)] == [0, 2, 4, 6]
     video = tmp_path / "videos" / "cartpole-swingup_6.mp4"
@@ -80,7 +87,7 @@ def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
     data, ckpt = world_model
     planning = ["eval.planning=true", f"eval.prior={prior}", "eval.mppi.iterations=1", "eval.mppi.num_samples=32",
                 "eval.mppi.num_elites=4", "eval.mppi.num_pi_trajs=4"]  # fmt: skip
-    result = run_script(data, ckpt, tmp_path, "general.epochs=2", "general.eval_freq=2", *planning)
+    result = run_script(data, ckpt, tmp_path, "general.steps=2", "general.eval_every=2", *planning)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [(int(r["iteration"]), r["alg"]) for r in read_results(tmp_path)]
     assert rows == [(0, "pwm"), (2, "pwm"), (2, "pwm+mppi" if prior == "pwm" else "tdmpc2-mppi")]
@@ -89,14 +96,14 @@ def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
 
 def test_unknown_task_lists_valid_names(world_model, tmp_path):
     data, ckpt = world_model
-    result = run_script(data, ckpt, tmp_path, "task=cartpole-fly", "general.epochs=1")
+    result = run_script(data, ckpt, tmp_path, "task=cartpole-fly", "general.steps=1")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert "unknown task 'cartpole-fly'" in last and "cartpole-swingup" in last
 
 
 @pytest.mark.parametrize("config_name", ["config_mt30", "config_mt80"])
-@pytest.mark.parametrize("alg", ["pwm", "pwm_5M", "pwm_19M", "pwm_48M", "pwm_317M"])
+@pytest.mark.parametrize("alg", ["pwm", "pwm_1M", "pwm_5M", "pwm_19M", "pwm_48M", "pwm_317M"])
 def test_every_alg_composes_with_both_task_sets(config_name, alg):
     from pwm.config import MultitaskConfig, resolve_world_model
 

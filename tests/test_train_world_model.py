@@ -16,7 +16,7 @@ import torch
 
 from pwm.checkpoint.run_state import read_run_state
 from pwm.checkpoint.tdmpc2_format import load_into
-from pwm.config import LoggerConfig, TDMPC2Config, TrainWorldModelConfig, WorldModelConfig
+from pwm.config import LoggerConfig, TDMPC2Config, TrainWorldModelConfig, WorldModelConfig, WorldModelRunConfig
 from pwm.models.world_model import WorldModel
 from pwm.training.world_model import build_world_model_config, train_world_model
 
@@ -25,7 +25,7 @@ TINY_WM = dict(size=None, latent_dim=64, enc_dim=64, mlp_dim=64, num_enc_layers=
 OVERRIDES = [
     "world_model.size=null", "world_model.latent_dim=64", "world_model.enc_dim=64", "world_model.mlp_dim=64",
     "world_model.num_enc_layers=2", "world_model.num_q=2", "tdmpc2.batch_size=16", "tdmpc2.horizon=4",
-    "logger.wandb=false", "logger.progress=false", "logger.log_every=5", "checkpoint_every=5", "threads=1",
+    "logger.wandb=false", "logger.progress=false", "logger.log_every=5", "general.save_every=5", "general.threads=1",
 ]  # fmt: skip
 
 
@@ -41,12 +41,12 @@ def dataset(tmp_path_factory) -> Path:
     return out
 
 
-def config(dataset: Path, **kw) -> TrainWorldModelConfig:
+def config(dataset: Path, steps: int = 1000, **kw) -> TrainWorldModelConfig:
     logger = LoggerConfig(wandb=False, progress=False, log_every=kw.pop("log_every", 5))
+    general = WorldModelRunConfig(data_dir=str(dataset), steps=steps, threads=1, save_every=5)
     return TrainWorldModelConfig(
-        task=kw.pop("task", "mt30"), data_dir=str(dataset), seed=3, threads=1, checkpoint_every=5,
-        world_model=WorldModelConfig(**TINY_WM), tdmpc2=TDMPC2Config(batch_size=16, horizon=4, rho=0.9),
-        logger=logger, **kw,
+        task=kw.pop("task", "mt30"), seed=3, general=general, world_model=WorldModelConfig(**TINY_WM),
+        tdmpc2=TDMPC2Config(batch_size=16, horizon=4, rho=0.9), logger=logger, **kw,
     )  # fmt: skip
 
 
@@ -84,10 +84,10 @@ def test_resume_after_kill_reproduces_uninterrupted_losses(dataset, tmp_path):
 
     killed = tmp_path / "killed"
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "train_world_model.py"), "task=mt30", f"data_dir={dataset}",
-        f"run_dir={killed}", "seed=3", "tdmpc2.rho=0.9", *OVERRIDES,
+        sys.executable, str(ROOT / "scripts" / "train_world_model.py"), "task=mt30", f"general.data_dir={dataset}",
+        f"general.run_dir={killed}", "seed=3", "tdmpc2.rho=0.9", *OVERRIDES,
     ]  # fmt: skip
-    proc = subprocess.Popen([*cmd, "steps=100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*cmd, "general.steps=100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not (killed / "checkpoints" / "state_000000010.pt").exists():
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -95,7 +95,7 @@ def test_resume_after_kill_reproduces_uninterrupted_losses(dataset, tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # somewhere after step 10, possibly mid-save
     proc.wait()
-    result = subprocess.run([*cmd, "steps=30"], capture_output=True, text=True)
+    result = subprocess.run([*cmd, "general.steps=30"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
     ref, res = rows(reference), rows(killed)
@@ -108,8 +108,8 @@ def test_resume_after_kill_reproduces_uninterrupted_losses(dataset, tmp_path):
 def test_two_process_ddp_on_cpu(dataset, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(ROOT / "scripts" / "train_world_model.py"), "task=mt30", f"data_dir={dataset}", f"run_dir={tmp_path}",
-        "steps=10", "device=cpu", *OVERRIDES,
+        str(ROOT / "scripts" / "train_world_model.py"), "task=mt30", f"general.data_dir={dataset}",
+        f"general.run_dir={tmp_path}", "general.steps=10", "general.device=cpu", *OVERRIDES,
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]

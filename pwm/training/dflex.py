@@ -39,9 +39,14 @@ def typed_config(cfg: DictConfig) -> DflexConfig:
         raise ConfigError(f"alg.name={name!r}; train_dflex runs alg=pwm or alg=shac")
     if OmegaConf.select(cfg, "env.name", default=None) is None:
         raise ConfigError("env is unset: pass env=dflex_<task> (e.g. env=dflex_cartpole)")
+    schema_cls = ALGORITHMS[name]
+    fields = {f.name for f in dataclasses.fields(schema_cls)}
+    unknown = sorted(set(cfg.alg.keys()) - fields)
+    if unknown:  # Hydra's +alg.<key>= forces a key into the typed node; refuse it here
+        raise ConfigError(f"alg.{unknown[0]} is not a setting of {schema_cls.__name__}")
     try:
         schema = OmegaConf.structured(DflexConfig)
-        schema.alg = OmegaConf.structured(ALGORITHMS[name])
+        schema.alg = OmegaConf.structured(schema_cls)
         return OmegaConf.to_object(OmegaConf.merge(schema, cfg))
     except Exception as err:  # omegaconf's validation errors: unknown key, wrong type, missing value
         raise ConfigError(f"config: {str(err).splitlines()[0]}") from None

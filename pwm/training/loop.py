@@ -62,6 +62,10 @@ class Runner:
     """Evaluate (and save) once before the first step of a fresh run."""
     state: LoopState
 
+    def run(self) -> dict[str, Any]:
+        """Train to ``general.steps`` through :func:`run` (the module's loop)."""
+        return run(self)
+
     def train_step(self) -> dict[str, float]:
         raise NotImplementedError
 
