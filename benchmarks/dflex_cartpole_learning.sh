@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CartPoleSwingUp learning on CPU: SHAC (gradients through the simulator), PWM (gradients through a world model
-# learned online from scratch; the recipe is cfg/env/dflex_cartpole.yaml's pwm block) and Stable-Baselines3 SAC,
+# learned online from scratch; the recipe is cfg/alg_env/pwm_dflex_cartpole.yaml) and Stable-Baselines3 SAC,
 # then one figure with IQM + 95% CI bands over seeds.
 #   bash benchmarks/dflex_cartpole_learning.sh [out_dir]       SEEDS="1 2 3" SAC_STEPS=100000 THREADS=1
 # Deterministic evaluation every 25 iterations (12 episodes); eval/final_reward is the mean reward over each
