@@ -19,16 +19,10 @@ from pathlib import Path
 
 import torch
 
-from pwm.checkpoint.tdmpc2_format import (
-    CheckpointDims,
-    LoadReport,
-    count_parameters,
-    detect_layout,
-    infer_dims,
-    load_into,
-    load_state_dict_file,
-    save_official,
-)
+from pwm.checkpoint.tdmpc2_dims import CheckpointDims, count_parameters, infer_dims
+from pwm.checkpoint.tdmpc2_layouts import detect_layout
+from pwm.checkpoint.tdmpc2_load import LoadReport, load_into, load_state_dict_file
+from pwm.checkpoint.tdmpc2_save import save_official
 from pwm.config import WorldModelConfig
 from pwm.data.tasks import TASK_SETS
 from pwm.models.world_model import WorldModel

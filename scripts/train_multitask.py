@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pwm.checkpoint.run_state import RunStateError
-from pwm.checkpoint.tdmpc2_format import CheckpointError
+from pwm.checkpoint.tdmpc2_layouts import CheckpointError
 from pwm.config import ConfigError, MultitaskConfig, register_configs
 from pwm.data.dataset import DatasetError
 from pwm.training.multitask import MultitaskRun

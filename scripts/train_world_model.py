@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pwm.checkpoint.run_state import RunStateError
-from pwm.checkpoint.tdmpc2_format import CheckpointError
+from pwm.checkpoint.tdmpc2_layouts import CheckpointError
 from pwm.config import ConfigError, TrainWorldModelConfig, register_configs
 from pwm.data.dataset import DatasetError
 from pwm.training.world_model import TrainingError, train_world_model

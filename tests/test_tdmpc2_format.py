@@ -1,7 +1,7 @@
 """Official TD-MPC2 / PWM checkpoint layouts load into our WorldModel, and our exports load back.
 
 Each official layout is written here by hand from the key-layout description (tdmpc2.md §2.2, pwm.md §3.1),
-independently of the exporter in ``pwm.checkpoint.tdmpc2_format``, so a mapping bug cannot cancel itself out.
+independently of the exporter in ``pwm.checkpoint.tdmpc2_save``, so a mapping bug cannot cancel itself out.
 Source models get random weights everywhere (TD-MPC2's init zeroes the reward and Q output layers, which would
 hide a wrong mapping) and a target Q network that differs from the online one.
 """
@@ -18,17 +18,10 @@ import pytest
 import torch
 from torch import nn
 
-from pwm.checkpoint.tdmpc2_format import (
-    CheckpointError,
-    count_parameters,
-    detect_layout,
-    export_state_dict,
-    infer_dims,
-    load_into,
-    load_state_dict_file,
-    save_official,
-    to_canonical,
-)
+from pwm.checkpoint.tdmpc2_dims import count_parameters, infer_dims
+from pwm.checkpoint.tdmpc2_layouts import CheckpointError, detect_layout, to_canonical
+from pwm.checkpoint.tdmpc2_load import load_into, load_state_dict_file
+from pwm.checkpoint.tdmpc2_save import export_state_dict, save_official
 from pwm.config import WorldModelConfig
 from pwm.data.tasks import MT30
 from pwm.models.world_model import WorldModel

@@ -1,7 +1,7 @@
 """The TD-MPC2 world model: SimNorm encoder and latent dynamics, two-hot reward head, policy prior, Q ensemble.
 
 Architecture and parameter names follow TD-MPC2 (tdmpc2.md §1), so official checkpoints load through
-``pwm.checkpoint.tdmpc2_format`` and parameter counts equal the published ones. The model holds no optimiser
+``pwm.checkpoint.tdmpc2_load`` and parameter counts equal the published ones. The model holds no optimiser
 and never reads a device from config: tensors follow the inputs and parameters.
 """
 

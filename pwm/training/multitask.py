@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pwm.algorithms.pwm import PWM
 from pwm.checkpoint.run_state import CheckpointDir, load_run_state
-from pwm.checkpoint.tdmpc2_format import load_into
+from pwm.checkpoint.tdmpc2_load import load_into
 from pwm.config import MultitaskConfig, resolve_world_model
 from pwm.data.buffer import DatasetSampler
 from pwm.data.dataset import open_dataset

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pwm.algorithms.tdmpc2 import TDMPC2, NonFiniteLossError
 from pwm.checkpoint.run_state import CheckpointDir, load_run_state
-from pwm.checkpoint.tdmpc2_format import save_official
+from pwm.checkpoint.tdmpc2_save import save_official
 from pwm.config import ConfigError, TrainWorldModelConfig, WorldModelConfig, resolve_world_model
 from pwm.data.batch import SequenceBatch
 from pwm.data.buffer import DatasetSampler
