@@ -1,7 +1,8 @@
 """Official TD-MPC2 / PWM checkpoint layouts load into our WorldModel, and our exports load back.
 
-Each official layout is written here by hand from the key-layout description (tdmpc2.md §2.2, pwm.md §3.1),
-independently of the exporter in ``pwm.checkpoint.tdmpc2_save``, so a mapping bug cannot cancel itself out.
+Each official layout is written here by hand from the key-layout description (docs/tdmpc2_reference.md,
+"Checkpoint key layouts"; external/README.md), independently of the exporter in ``pwm.checkpoint.tdmpc2_save``,
+so a mapping bug cannot cancel itself out.
 Source models get random weights everywhere (TD-MPC2's init zeroes the reward and Q output layers, which would
 hide a wrong mapping) and a target Q network that differs from the online one.
 """
