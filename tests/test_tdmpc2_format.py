@@ -1,7 +1,8 @@
 """Official TD-MPC2 / PWM checkpoint layouts load into our WorldModel, and our exports load back.
 
-Each official layout is written here by hand from the key-layout description (tdmpc2.md §2.2, pwm.md §3.1),
-independently of the exporter in ``pwm.checkpoint.tdmpc2_format``, so a mapping bug cannot cancel itself out.
+Each official layout is written here by hand from the key-layout description (docs/tdmpc2_reference.md,
+"Checkpoint key layouts"; external/README.md), independently of the exporter in ``pwm.checkpoint.tdmpc2_save``,
+so a mapping bug cannot cancel itself out.
 Source models get random weights everywhere (TD-MPC2's init zeroes the reward and Q output layers, which would
 hide a wrong mapping) and a target Q network that differs from the online one.
 """
@@ -9,7 +10,7 @@ hide a wrong mapping) and a target Q network that differs from the online one.
 from __future__ import annotations
 
 import copy
-import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,23 +19,17 @@ import pytest
 import torch
 from torch import nn
 
-from pwm.checkpoint.tdmpc2_format import (
-    CheckpointError,
-    count_parameters,
-    detect_layout,
-    export_state_dict,
-    infer_dims,
-    load_into,
-    load_state_dict_file,
-    save_official,
-    to_canonical,
-)
+from pwm.checkpoint import tdmpc2_cli
+from pwm.checkpoint.tdmpc2_dims import count_parameters, infer_dims
+from pwm.checkpoint.tdmpc2_layouts import CheckpointError, detect_layout, to_canonical
+from pwm.checkpoint.tdmpc2_load import load_into, load_state_dict_file
+from pwm.checkpoint.tdmpc2_save import export_state_dict, save_official
 from pwm.config import WorldModelConfig
 from pwm.data.tasks import MT30
 from pwm.models.world_model import WorldModel
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = REPO / "external" / "tdmpc2_checkpoint.py"
+CLI = REPO / "scripts" / "tdmpc2_checkpoint.py"
 MT = dict(size=None, task="mt30", latent_dim=64, enc_dim=32, mlp_dim=48, num_enc_layers=2, num_q=5)
 ST = dict(size=None, task="walker-walk", latent_dim=64, enc_dim=32, mlp_dim=48, num_enc_layers=2, num_q=2)
 
@@ -392,7 +387,9 @@ def test_infer_dims_finds_every_preset(task, size):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(CLI), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
 
 
 def test_cli_inspect_and_verify(tmp_path):
@@ -409,15 +406,8 @@ def test_cli_inspect_and_verify(tmp_path):
     assert "_task_emb.weight" in res.stderr
 
 
-def _cli_module():
-    spec = importlib.util.spec_from_file_location("tdmpc2_checkpoint", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_convert_and_errors(tmp_path, capsys):
-    cli = _cli_module()
+    cli = tdmpc2_cli
     src = make_model(ST, seed=14)
     path = save(prerelease_from(src), tmp_path / "pre.pt")
     assert cli.main(["convert", str(path), str(tmp_path / "rel.pt"), "--to", "released", "--task", "walker-walk"]) == 0

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pwm.checkpoint.run_state import read_run_state
-from pwm.checkpoint.tdmpc2_format import load_into
+from pwm.checkpoint.tdmpc2_load import load_into
 from pwm.config import LoggerConfig, TDMPC2Config, TrainWorldModelConfig, WorldModelConfig, WorldModelRunConfig
 from pwm.models.world_model import WorldModel
 from pwm.training.world_model import build_world_model_config, train_world_model

@@ -1,6 +1,7 @@
 """Aggregate multitask PWM results: normalised scores, mean / median / IQM and stratified bootstrap CIs.
 
-Each run of ``scripts/train_multitask.py`` writes ``results.csv`` (``RESULTS_HEADER``, one row per evaluation).
+Each run of ``scripts/train_multitask.py`` writes ``results.csv`` (one row per evaluation; schema in
+``pwm.data.results``).
 A run's score is its final evaluation (the row with the largest iteration), normalised as in TD-MPC2 and PWM:
 DMControl ``episode_reward / 1000`` and Meta-World (``mw-*``) ``episode_success``, both in [0, 1]. Runs are grouped
 by ``(task_set, alg)`` and arranged as a ``runs x tasks`` matrix, on which the aggregates are computed.
@@ -29,15 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pwm.data.results import RESULTS_FILENAME, RESULTS_HEADER
 from pwm.data.tasks import TASK_SETS
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILENAME = "results.csv"
-RESULTS_HEADER: tuple[str, ...] = (
-    "iteration", "task", "task_set", "seed", "alg", "episode_reward", "episode_success", "episode_length",
-    "total_time",
-)  # fmt: skip
 DMC_MAX_REWARD = 1000.0  # 500 agent steps x action repeat 2, reward in [0, 1] per env step
 METRICS: tuple[str, ...] = ("mean", "median", "iqm")
 METRIC_LABELS = {"mean": "mean", "median": "median", "iqm": "IQM"}

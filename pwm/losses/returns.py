@@ -38,7 +38,8 @@ def td_lambda_targets(
 
 
 def one_step_targets(rewards: torch.Tensor, next_values: torch.Tensor, gamma: float) -> torch.Tensor:
-    """r_t + γ V(s_{t+1}): what PWM's reference multitask code computes (it marks every step done, quirk Q1)."""
+    """r_t + γ V(s_{t+1}): what PWM's reference multitask code computes, since it marks every step done
+    (docs/pwm_reference.md, "Q1: every imagined step marked done")."""
     return rewards + gamma * next_values
 
 

@@ -1,4 +1,4 @@
-"""TD-MPC2 world-model losses (tdmpc2.md §3.3, §3.5) as functions of a model and a batch.
+"""TD-MPC2 world-model losses (docs/tdmpc2_reference.md, "Losses") as functions of a model and a batch.
 
 Each returns ``(loss, metrics)``; optimiser steps, clipping and target updates belong to the algorithm.
 """
@@ -74,10 +74,11 @@ def scalar_world_model_loss(
     gamma: float,
     consistency_coef: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PWM's single-task world-model loss (pwm.md §2.5): γ^t-weighted latent consistency plus the squared error of
-    a scalar reward head, summed over the H steps and divided by H. ``obs [H+1, B, O]``, ``action [H, B, A]``,
-    ``reward [H, B]`` (already normalised); steps after an episode's end must be masked out by the caller.
-    PWM weighs the two terms 1:1; ``consistency_coef`` > 1 is TD-MPC2's choice (20)."""
+    """PWM's single-task world-model loss (docs/pwm_reference.md, "Single-task (dflex): trained online next to
+    the policy"): γ^t-weighted latent consistency plus the squared error of a scalar reward head, summed over the
+    H steps and divided by H. ``obs [H+1, B, O]``, ``action [H, B, A]``, ``reward [H, B]`` (already normalised);
+    steps after an episode's end must be masked out by the caller. PWM weighs the two terms 1:1;
+    ``consistency_coef`` > 1 is TD-MPC2's choice (20)."""
     horizon = action.shape[0]
     weights = temporal_weights(gamma, horizon, reward)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""PWM's actor and critic ensemble, acting on world-model latents (pwm.md §2.1)."""
+"""PWM's actor and critic ensemble, acting on world-model latents (docs/pwm_reference.md, "Networks")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The TD-MPC2 world model: SimNorm encoder and latent dynamics, two-hot reward head, policy prior, Q ensemble.
 
-Architecture and parameter names follow TD-MPC2 (tdmpc2.md §1), so official checkpoints load through
-``pwm.checkpoint.tdmpc2_format`` and parameter counts equal the published ones. The model holds no optimiser
-and never reads a device from config: tensors follow the inputs and parameters.
+Architecture and parameter names follow TD-MPC2 (docs/tdmpc2_reference.md, "Architecture"), so official
+checkpoints load through ``pwm.checkpoint.tdmpc2_load`` and parameter counts equal the published ones. The model
+holds no optimiser and never reads a device from config: tensors follow the inputs and parameters.
 """
 
 from __future__ import annotations

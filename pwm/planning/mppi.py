@@ -1,7 +1,9 @@
-"""TD-MPC2's MPPI planner in latent space (tdmpc2.md §4), with a pluggable action prior and terminal value.
+"""TD-MPC2's MPPI planner in latent space, with a pluggable action prior and terminal value.
+
+The algorithm and its settings are summarised in docs/tdmpc2_reference.md, section "MPPI".
 
 With the world model's own policy prior and Q it is the TD-MPC2 baseline; with PWM's actor as the prior and
-its critic as the terminal value it is PWM's planning evaluation (pwm.md §3.3).
+its critic as the terminal value it is PWM's planning evaluation (docs/pwm_reference.md, "Multitask setting").
 """
 
 from __future__ import annotations

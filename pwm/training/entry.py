@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pwm.checkpoint.run_state import RunStateError
-from pwm.checkpoint.tdmpc2_format import CheckpointError
+from pwm.checkpoint.tdmpc2_layouts import CheckpointError
 from pwm.config import ConfigError, RunConfig
 from pwm.data.dataset import DatasetError
 from pwm.data.episodes import EpisodeFileError

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from pwm.algorithms.pwm import PWM
-from pwm.checkpoint.tdmpc2_format import load_into
+from pwm.checkpoint.tdmpc2_load import load_into
 from pwm.config import MultitaskConfig, resolve_world_model
 from pwm.data.buffer import DatasetSampler
 from pwm.data.dataset import open_dataset
+from pwm.data.results import RESULTS_HEADER
 from pwm.data.tasks import get_task_set
-from pwm.evaluation.aggregate import RESULTS_HEADER
 from pwm.models.world_model import WorldModel
 from pwm.training import loop
 from pwm.training.evaluate import evaluate

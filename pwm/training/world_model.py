@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pwm.algorithms.tdmpc2 import TDMPC2
-from pwm.checkpoint.tdmpc2_format import save_official
+from pwm.checkpoint.tdmpc2_save import save_official
 from pwm.config import ConfigError, TrainWorldModelConfig, WorldModelConfig, resolve_world_model
 from pwm.data.batch import SequenceBatch
 from pwm.data.buffer import DatasetSampler

@@ -54,7 +54,8 @@ def two_hot(x: torch.Tensor, support: BinSupport) -> torch.Tensor:
 def two_hot_inv(logits: torch.Tensor, support: BinSupport, space: str = "symexp") -> torch.Tensor:
     """Decode logits to values: the softmax-weighted bin centre, mapped back with symexp.
 
-    ``space="symlog"`` skips the symexp, as PWM's reference does for its actor objective (pwm.md §2.1, Q3).
+    ``space="symlog"`` skips the symexp, as PWM's reference does for its actor objective (docs/pwm_reference.md,
+    "Q3: reward decoded in symlog space").
     """
     value = F.softmax(logits, dim=-1) @ support.centres(logits)
     return symexp(value) if space == "symexp" else value

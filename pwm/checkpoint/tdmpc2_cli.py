@@ -1,13 +1,14 @@
 """Inspect, verify and convert TD-MPC2 / PWM world-model checkpoints from the command line.
 
-    python external/tdmpc2_checkpoint.py inspect mt30-5M.pt
-    python external/tdmpc2_checkpoint.py verify mt30-5M.pt --task mt30 [--size 5]
-    python external/tdmpc2_checkpoint.py convert mt30-5M.pt mt30-5M-pwm.pt --to pwm --task mt30
+    python scripts/tdmpc2_checkpoint.py inspect mt30-5M.pt
+    python scripts/tdmpc2_checkpoint.py verify mt30-5M.pt --task mt30 [--size 5]
+    python scripts/tdmpc2_checkpoint.py convert mt30-5M.pt mt30-5M-pwm.pt --to pwm --task mt30
 
 The model is always rebuilt from ``pwm.config.WorldModelConfig``: with ``--size`` from that preset, otherwise
 from the preset that the checkpoint's shapes match, otherwise (custom dims) from the shapes themselves. The
 observation and action dims always come from ``--task``, so a checkpoint for another task set fails. Errors
-are one line on stderr and exit code 1. See external/README.md for the layouts.
+are one line on stderr and exit code 1. See external/README.md for the layouts. The entry script is
+``scripts/tdmpc2_checkpoint.py``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ from pathlib import Path
 
 import torch
 
-from pwm.checkpoint.tdmpc2_format import (
-    CheckpointDims,
-    LoadReport,
-    count_parameters,
-    detect_layout,
-    infer_dims,
-    load_into,
-    load_state_dict_file,
-    save_official,
-)
+from pwm.checkpoint.tdmpc2_dims import CheckpointDims, count_parameters, infer_dims
+from pwm.checkpoint.tdmpc2_layouts import detect_layout
+from pwm.checkpoint.tdmpc2_load import LoadReport, load_into, load_state_dict_file
+from pwm.checkpoint.tdmpc2_save import save_official
 from pwm.config import WorldModelConfig
 from pwm.data.tasks import TASK_SETS
 from pwm.models.world_model import WorldModel
@@ -143,7 +138,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
