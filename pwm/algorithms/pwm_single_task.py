@@ -1,4 +1,4 @@
-"""PWM on one task with a real (non-differentiated) simulator: the dflex setting of pwm.md §2.3-2.7.
+"""PWM on one task with a real (non-differentiated) simulator: PWM's dflex setting (docs/pwm_reference.md).
 
 Each :meth:`SingleTaskPWM.update` imagines H steps from the envs' current observations through the world model
 while the real envs take the same actions in lock-step (no simulator gradients). The actor's gradient comes only

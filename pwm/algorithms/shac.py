@@ -2,7 +2,7 @@
 
 One :meth:`SHAC.update` (an "epoch") rolls every env H steps with the policy, back-propagates the negative
 H-step return plus a bootstrapped value through the simulator into the actor, then fits the critic ensemble to
-TD(λ) targets of the same rollout. Defaults are the variant PWM benchmarks (envs_and_peers.md A.5): min over 3
+TD(λ) targets of the same rollout. Defaults are the variant PWM benchmarks (docs/pwm_reference.md): min over 3
 online critics, no target critic (``target_critic=true`` gives the original's Polyak target), observation
 normalisation, and the actor loss scaled by a running std of the per-env returns.
 """

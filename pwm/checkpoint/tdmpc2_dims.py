@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pwm.checkpoint.tdmpc2_layouts import CheckpointError, convert
-from pwm.config import MODEL_SIZES
+from pwm.config.world_model import MODEL_SIZES, size_preset, task_embedding_dim
 from pwm.data.tasks import MT80, TASK_SETS
 
 
@@ -87,14 +87,12 @@ def _guess_task_set(num_tasks: int, obs_dim: int, action_dim: int) -> str | None
 
 def _guess_size(dims: dict[str, Any], task_set: str | None) -> int | None:
     """The preset whose dims (and, for a known task set, task-embedding size) all equal the checkpoint's."""
-    for size, preset in MODEL_SIZES.items():
-        expected = dict(preset)
-        if task_set == "mt30" and size == 19:
-            expected["latent_dim"] = 512  # the released mt30-19M model (config.resolve_world_model)
+    for size in MODEL_SIZES:
+        expected = size_preset(size, task_set)
         if dims["num_q"] is None:
             expected.pop("num_q")
         if task_set is not None:
-            expected["task_dim"] = 96 if task_set == "mt80" or size in (1, 317) else 64
+            expected["task_dim"] = task_embedding_dim(task_set, size)
         if all(dims[k] == v for k, v in expected.items()):
             return size
     return None

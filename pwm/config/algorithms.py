@@ -77,7 +77,7 @@ class ActorCriticConfig:
     """Scale the actor loss by a running std of the rollout returns (reference: on); else divide by H."""
     critic_targets: str = "td_lambda"
     """``td_lambda`` (the documented intent, and PWM's dev repo) or ``one_step``: the released multitask code
-    marks every imagined step done, which collapses its TD(λ) to r + γV (quirk Q1)."""
+    marks every imagined step done, which collapses its TD(λ) to r + γV (docs/pwm_reference.md, "Q1")."""
     obs_rms: bool = False
     """Normalise observations by running statistics before the networks see them (PWM dflex: off)."""
 
@@ -96,20 +96,20 @@ class PWMConfig(ActorCriticConfig):
     batch_size: int = 512
     """Start states per iteration."""
     reward_space: str = "symlog"
-    """Decode the two-hot reward head in ``symlog`` space (reference, quirk Q3: the published multitask results)
-    or with ``symexp`` (the true reward scale, as TD-MPC2 decodes it)."""
+    """Decode the two-hot reward head in ``symlog`` space (the reference, used for the published multitask results;
+    docs/pwm_reference.md, "Q3") or with ``symexp`` (the true reward scale, as TD-MPC2 decodes it)."""
     world_model: WorldModelConfig = field(default_factory=lambda: WorldModelConfig(size=None))
     """The frozen world model; ``alg=pwm_<size>`` presets set its size, the runner sets its task set."""
     terminal_bootstrap: str = "gamma_h"
     """Weight of V(z_H) in the actor objective: ``gamma_h`` (γ^H, as SHAC) or ``gamma_h_plus_1`` (the reference's
-    off-by-one γ^(H+1), quirk Q2)."""
+    off-by-one γ^(H+1); docs/pwm_reference.md, "Q2")."""
     detach_actor_input: bool = True
     """Stop the gradient at the policy's latent input (the reference's ``detach=True``): ∂/∂θ then flows only
     through each action's effect on later states, not through how later actions react to them. ``false`` gives
     the full closed-loop gradient, as SHAC takes through the simulator."""
     name: str = "pwm"
     """Algorithm name (how ``train_dflex.py`` tells ``alg=pwm`` from ``alg=shac``)."""
-    # ---- single-task (dflex) only: the world model is trained online next to the policy (pwm.md §2.5, §2.7) ----
+    # ---- single-task (dflex) only: the world model is trained online next to the policy (docs/pwm_reference.md) ----
     wm_lr: float = 3e-4
     wm_grad_norm: float = 20.0
     wm_iterations: int = 8
@@ -122,9 +122,10 @@ class PWMConfig(ActorCriticConfig):
     wm_consistency_coef: float = 1.0
     """Weight of the latent consistency loss against the reward loss (PWM: 1; TD-MPC2: 20)."""
     wm_loss: str = "pwm"
-    """``pwm``: the reference's scalar reward head, MSE reward + latent consistency (pwm.md §2.5). ``tdmpc2``: the
-    full TD-MPC2 loss (two-hot reward, Q ensemble, policy prior, consistency 20, rho 0.99). PWM learns CartPole
-    with ``tdmpc2`` and not with ``pwm`` (cfg/env/dflex_cartpole.yaml, benchmarks/dflex_cartpole_learning.sh)."""
+    """``pwm``: the reference's scalar reward head, MSE reward + latent consistency (docs/pwm_reference.md).
+    ``tdmpc2``: the full TD-MPC2 loss (two-hot reward, Q ensemble, policy prior, consistency 20, rho 0.99). PWM
+    learns CartPole with ``tdmpc2`` and not with ``pwm`` (cfg/alg_env/pwm_dflex_cartpole.yaml,
+    benchmarks/dflex_cartpole_learning.sh)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (finished real-env episodes)."""
     rew_rms: bool = True
@@ -151,9 +152,9 @@ class PWMConfig(ActorCriticConfig):
 
 @dataclass
 class SHACConfig(ActorCriticConfig):
-    """SHAC (Xu et al. 2022) as PWM benchmarks it (envs_and_peers.md A.5): H-step BPTT through the simulator,
-    a min-of-3 critic ensemble without target network, obs and return normalisation. Per-task values come from the
-    env config's ``shac:`` block."""
+    """SHAC (Xu et al. 2022) as PWM benchmarks it (docs/pwm_reference.md): H-step BPTT through the simulator,
+    a min-of-3 critic ensemble without target network, obs and return normalisation. Per-task values come from
+    ``cfg/alg_env/shac_<env>.yaml``."""
 
     name: str = "shac"
     horizon: int = 32
@@ -177,7 +178,7 @@ class SHACConfig(ActorCriticConfig):
 
 @dataclass
 class MPPIConfig:
-    """TD-MPC2's MPPI planner (tdmpc2.md §4)."""
+    """TD-MPC2's MPPI planner (docs/tdmpc2_reference.md, "MPPI")."""
 
     iterations: int = 6
     num_samples: int = 512

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pwm.data.tasks import TASK_SETS, get_task
 from pwm.utils.errors import ConfigError
 
-# TD-MPC2 model-size presets (tdmpc2.md §2.3): size -> dims.
+# TD-MPC2 model-size presets (docs/tdmpc2_reference.md, "Model-size presets"): size -> dims.
 MODEL_SIZES: dict[int, dict[str, int]] = {
     1: dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
     5: dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
@@ -63,6 +63,20 @@ class WorldModelConfig:
 _DERIVED_DIMS = ("latent_dim", "enc_dim", "mlp_dim", "num_enc_layers", "num_q")
 
 
+def size_preset(size: int, task: str | None) -> dict[str, int]:
+    """The dims of preset ``size`` for ``task``: :data:`MODEL_SIZES`, except that the released mt30-19M model
+    has latent 512."""
+    preset = dict(MODEL_SIZES[size])
+    if task == "mt30" and size == 19:
+        preset["latent_dim"] = 512
+    return preset
+
+
+def task_embedding_dim(task_set: str, size: int | None) -> int:
+    """TD-MPC2's task-embedding size: 96 for mt80 and for sizes 1 and 317, else 64."""
+    return 96 if task_set == "mt80" or size in (1, 317) else 64
+
+
 def resolve_world_model(cfg: WorldModelConfig) -> WorldModelConfig:
     """Return a copy of ``cfg`` with every derived field filled in and checked; raise ConfigError if it can't."""
     updates: dict = {}
@@ -70,9 +84,7 @@ def resolve_world_model(cfg: WorldModelConfig) -> WorldModelConfig:
     if cfg.size is not None:
         if cfg.size not in MODEL_SIZES:
             raise ConfigError(f"world_model.size={cfg.size} is not a preset; choose one of {sorted(MODEL_SIZES)}")
-        preset = dict(MODEL_SIZES[cfg.size])
-        if cfg.task == "mt30" and cfg.size == 19:
-            preset["latent_dim"] = 512  # the released mt30-19M checkpoint uses L=512
+        preset = size_preset(cfg.size, cfg.task)
         updates.update({k: v for k, v in preset.items() if getattr(cfg, k) is None})
     if task_set is not None:
         updates.setdefault("obs_dim", cfg.obs_dim or task_set.obs_dim)
@@ -80,7 +92,7 @@ def resolve_world_model(cfg: WorldModelConfig) -> WorldModelConfig:
         updates["num_tasks"] = len(task_set)
         updates["action_dims"] = list(cfg.action_dims) or task_set.action_dims
         if cfg.task_dim is None:
-            updates["task_dim"] = 96 if cfg.task == "mt80" or cfg.size in (1, 317) else 64
+            updates["task_dim"] = task_embedding_dim(cfg.task, cfg.size)
     else:
         if cfg.task is not None:
             try:
