@@ -103,7 +103,7 @@ class MultitaskRun:
         return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask)
 
     def evaluate(self, iteration: int) -> dict[str, float]:
-        from pwm.envs.registry import make_env
+        from pwm.envs.suites.registry import make_env
 
         env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + iteration, task_set=self.cfg.task_set)
         metrics = evaluate(self.policy, env, self.cfg.general.eval_runs)
@@ -114,7 +114,7 @@ class MultitaskRun:
             planned = evaluate(plan, env, self.cfg.general.eval_runs, on_reset=planner.reset)
             self._append(iteration, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
         if self.cfg.general.video and iteration == self.cfg.general.epochs:
-            from pwm.envs.video import record_episode
+            from pwm.envs.suites.video import record_episode
 
             record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{iteration}.mp4")
         return metrics
