@@ -19,7 +19,7 @@ from pwm.algorithms.tdmpc2 import TDMPC2
 from pwm.config import PWMConfig, TDMPC2Config, resolve_world_model
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import Episode
-from pwm.envs.base import BatchedEnv, EnvStep
+from pwm.envs.sim.base import BatchedEnv, EnvStep
 from pwm.losses.returns import one_step_targets, td_lambda_targets
 from pwm.losses.world_model import scalar_world_model_loss
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor

@@ -16,7 +16,7 @@ import torch
 
 from pwm.algorithms.common import actor_step, fit_critic, set_linear_lr
 from pwm.config import SHACConfig
-from pwm.envs.base import BatchedEnv, EnvStep
+from pwm.envs.sim.base import BatchedEnv, EnvStep
 from pwm.losses.returns import one_step_targets, td_lambda_targets
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd

@@ -24,8 +24,8 @@ from pwm.checkpoint.run_state import CheckpointDir, RunStateError, load_run_stat
 from pwm.config import ConfigError, DflexGeneralConfig, LoggerConfig, PWMConfig, SHACConfig
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import EpisodeRecorder, load_episodes, save_episodes
-from pwm.envs.base import BatchedEnv
-from pwm.envs.dflex import make_dflex_env
+from pwm.envs.sim.base import BatchedEnv
+from pwm.envs.sim.registry import make_dflex_env
 from pwm.utils.device import resolve_device
 from pwm.utils.io import atomic_torch_save
 from pwm.utils.logging import MetricLogger
@@ -240,7 +240,7 @@ class DflexRun:
         finally:
             logger.close()
         if self.general.video and last_eval:
-            from pwm.envs.render import write_policy_strip
+            from pwm.envs.sim.render import write_policy_strip
 
             name = f"{self.env_name}_{self.alg_cfg.max_iterations}.png"
             write_policy_strip(self.eval_env, self.policy, self.run_dir / "videos" / name, seed=self.seed)
