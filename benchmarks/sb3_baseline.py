@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from pwm.envs.dflex import make_dflex_env
-from pwm.envs.gym_adapter import make_gym_env
+from pwm.envs.sim.gym_adapter import make_gym_env
+from pwm.envs.sim.registry import make_dflex_env
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -42,55 +42,48 @@ class TaskSpec:
 
 
 def _hopper(n: int, device: str, grad: bool) -> Any:
-    from pwm.envs.hopper import HopperConfig, HopperEnv
+    from pwm.envs.sim.hopper import HopperConfig, HopperEnv
 
     return HopperEnv(HopperConfig(num_envs=n, device=device), requires_grad=grad)
 
 
 def _ant(n: int, device: str, grad: bool) -> Any:
-    from pwm.envs.ant import AntConfig, AntEnv
+    from pwm.envs.sim.ant import AntConfig, AntEnv
 
     return AntEnv(AntConfig(num_envs=n, device=device), requires_grad=grad)
 
 
 def _humanoid(n: int, device: str, grad: bool) -> Any:
-    from pwm.envs.humanoid import HumanoidConfig, HumanoidEnv
+    from pwm.envs.sim.humanoid import HumanoidConfig, HumanoidEnv
 
     return HumanoidEnv(HumanoidConfig(num_envs=n, device=device), requires_grad=grad)
 
 
 def _registered(name: str) -> Callable[[int, str, bool], Any]:
     def build(n: int, device: str, grad: bool) -> Any:
-        from pwm.envs.dflex import make_dflex_env
+        from pwm.envs.sim.registry import make_dflex_env
 
         return make_dflex_env(name, {"num_envs": n, "device": device}, requires_grad=grad)
 
     return build
 
 
-def _asset_xml(name: str) -> Callable[[], str]:
+def _task_xml(name: str) -> Callable[[], str]:
+    """The MJCF the registered task ``name`` declares (its robot's ``ASSET``)."""
+
     def path() -> str:
-        from pwm.envs.warp_sim import ASSET_DIR
+        from pwm.envs.sim.registry import asset_path
 
-        return str(ASSET_DIR / name)
-
-    return path
-
-
-def _newton_xml(name: str) -> Callable[[], str]:
-    def path() -> str:
-        from pwm.envs.warp_sim import newton_asset
-
-        return newton_asset(name)
+        return asset_path(name)
 
     return path
 
 
 TASKS: dict[str, TaskSpec] = {
-    "hopper": TaskSpec(_hopper, 64, _asset_xml("hopper.xml"), substeps=16, add_floor=True),
-    "ant": TaskSpec(_ant, 128, _newton_xml("nv_ant.xml"), substeps=16),
-    "humanoid": TaskSpec(_humanoid, 64, _newton_xml("nv_humanoid.xml"), substeps=48),
-    "anymal": TaskSpec(_registered("dflex_anymal"), 64, _asset_xml("anymal.xml"), substeps=16, add_floor=True),
+    "hopper": TaskSpec(_hopper, 64, _task_xml("dflex_hopper"), substeps=16, add_floor=True),
+    "ant": TaskSpec(_ant, 128, _task_xml("dflex_ant"), substeps=16),
+    "humanoid": TaskSpec(_humanoid, 64, _task_xml("dflex_humanoid"), substeps=48),
+    "anymal": TaskSpec(_registered("dflex_anymal"), 64, _task_xml("dflex_anymal"), substeps=16, add_floor=True),
     "snu_humanoid": TaskSpec(_registered("dflex_snu_humanoid"), 64),
     "cartpole": TaskSpec(_registered("dflex_cartpole"), 1024),
     "doublependulum": TaskSpec(_registered("dflex_doublependulum"), 1024),

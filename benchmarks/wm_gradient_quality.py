@@ -25,8 +25,8 @@ from torch import nn
 from pwm.config import PWMConfig, WorldModelConfig
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import EpisodeRecorder
-from pwm.envs.base import BatchedEnv
-from pwm.envs.dflex import make_dflex_env
+from pwm.envs.sim.base import BatchedEnv
+from pwm.envs.sim.registry import make_dflex_env
 
 HORIZON = 16
 

@@ -32,7 +32,7 @@ from tensordict import TensorDict
 
 from pwm.data.dataset import CACHE_DIRNAME
 from pwm.data.tasks import DMC_EPISODE_LENGTH, TaskSet, get_task_set
-from pwm.envs.dmcontrol import DMControlEnv
+from pwm.envs.suites.dmcontrol import DMControlEnv
 
 MT80_PIECE = 100  # transitions per mt80 row
 

@@ -20,28 +20,25 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 
-from pwm.envs.render import mujoco_model, render_strip
+from pwm.envs.sim.render import mujoco_model, render_strip
 
 
 def make_env(task: str):
     if task == "ant":
-        from pwm.envs.ant import AntConfig, AntEnv
-        from pwm.envs.warp_sim import newton_asset
+        from pwm.envs.sim.ant import AntConfig, AntEnv
 
         env = AntEnv(AntConfig(num_envs=1, stochastic_init=False, early_termination=False))
-        return env, newton_asset("nv_ant.xml")
+        return env, env.asset_path()
     if task == "humanoid":
-        from pwm.envs.humanoid import HumanoidConfig, HumanoidEnv
-        from pwm.envs.warp_sim import newton_asset
+        from pwm.envs.sim.humanoid import HumanoidConfig, HumanoidEnv
 
         env = HumanoidEnv(HumanoidConfig(num_envs=1, stochastic_init=False, early_termination=False))
-        return env, newton_asset("nv_humanoid.xml")
+        return env, env.asset_path()
     if task == "hopper":
-        from pwm.envs.hopper import HopperConfig, HopperEnv
-        from pwm.envs.warp_sim import ASSET_DIR
+        from pwm.envs.sim.hopper import HopperConfig, HopperEnv
 
         env = HopperEnv(HopperConfig(num_envs=1, stochastic_init=False, early_termination=False))
-        return env, str(ASSET_DIR / "hopper.xml")
+        return env, env.asset_path()
     raise SystemExit(f"unknown task {task!r}; valid: ant, humanoid, hopper")
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from pwm.envs.anymal import AnymalConfig, AnymalEnv
-from pwm.envs.muscles import load_muscle_table
-from pwm.envs.snu_humanoid import SNUHumanoidConfig, SNUHumanoidEnv
+from pwm.envs.sim.anymal import AnymalConfig, AnymalEnv
+from pwm.envs.sim.muscles import load_muscle_table
+from pwm.envs.sim.snu_humanoid import SNUHumanoidConfig, SNUHumanoidEnv
 
 N = 2
 
@@ -67,7 +67,7 @@ def test_anymal_stands_under_zero_action(anymal: AnymalEnv) -> None:
 def test_body_f_is_a_world_wrench_about_the_com() -> None:
     """newton's State.body_f = (force, torque about the COM), world axes: a force there accelerates a free body by
     F/m without spinning it, whatever the body's orientation and COM offset."""
-    from pwm.envs.warp_sim import init_warp
+    from pwm.envs.sim.articulation.kernels import init_warp
 
     init_warp()
     import newton
@@ -226,7 +226,7 @@ def test_truncation(anymal: AnymalEnv) -> None:
 
 
 def test_checker_passes(anymal: AnymalEnv, snu: SNUHumanoidEnv) -> None:
-    from pwm.envs.checker import check_env
+    from pwm.envs.sim.checker import check_env
 
     for env in (anymal, snu):
         ran = check_env(env, steps=3)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pwm.data.tasks import MT30, MT80, get_task
-from pwm.envs.dmcontrol import CUSTOM_TASKS, DMControlEnv, StepResult, split_task_name
-from pwm.envs.registry import make_env
-from pwm.envs.wrappers import MultitaskEnv
+from pwm.envs.suites.dmcontrol import CUSTOM_TASKS, DMControlEnv, StepResult, split_task_name
+from pwm.envs.suites.registry import make_env
+from pwm.envs.suites.wrappers import MultitaskEnv
 
 CUSTOM = sorted(CUSTOM_TASKS)
 
@@ -56,7 +56,7 @@ def envs():
 
 def test_custom_tasks_are_mt30_ids_19_to_29():
     assert CUSTOM_TASKS == set(MT30.names[19:30])
-    from pwm.envs.dmc_tasks import TASKS
+    from pwm.envs.suites.dmc_tasks import TASKS
 
     assert {(d, t) for d, tasks in TASKS.items() for t in tasks} == {split_task_name(n) for n in CUSTOM}
 
@@ -210,12 +210,12 @@ def test_cup_spin_initial_state():
 def test_registration_is_lazy():
     """Importing pwm's env modules leaves dm_control's suites alone; the first custom task registers all 11."""
     code = (
-        "import pwm.envs.registry, pwm.envs.dmcontrol, pwm.envs.dmc_tasks\n"
+        "import pwm.envs.suites.registry, pwm.envs.suites.dmcontrol, pwm.envs.suites.dmc_tasks\n"
         "from dm_control import suite\n"
         "from dm_control.suite import walker, ball_in_cup\n"
         "assert 'walk_backwards' not in walker.SUITE\n"
-        "pwm.envs.dmcontrol.DMControlEnv('pendulum-spin')\n"
-        "pwm.envs.dmc_tasks.register()\n"
+        "pwm.envs.suites.dmcontrol.DMControlEnv('pendulum-spin')\n"
+        "pwm.envs.suites.dmc_tasks.register()\n"
         "assert 'walk_backwards' in walker.SUITE.tagged('custom')\n"
         "suite.load('ball_in_cup', 'spin', task_kwargs={'random': 0}).reset()\n"
     )
@@ -296,7 +296,7 @@ def test_render():
 def test_video(tmp_path):
     import imageio.v2 as imageio
 
-    from pwm.envs.video import record_episode
+    from pwm.envs.suites.video import record_episode
 
     env = make_env("pendulum-spin", 0, task_set="mt30", episode_length=3)
     path = tmp_path / "videos" / "pendulum.mp4"

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from pwm.envs.dmcontrol import use_headless_gl
+from pwm.envs.suites.gl import use_headless_gl
 
 use_headless_gl()  # before metaworld imports mujoco, which picks its GL backend at import (rendering test)
 import metaworld  # noqa: E402
 
 from pwm.data.tasks import MT80  # noqa: E402
-from pwm.envs.metaworld import MetaWorldEnv, _import_metaworld, metaworld_id  # noqa: E402
-from pwm.envs.registry import make_env  # noqa: E402
+from pwm.envs.suites.metaworld import MetaWorldEnv, _import_metaworld, metaworld_id  # noqa: E402
+from pwm.envs.suites.registry import make_env  # noqa: E402
 
 MW_TASKS = [n for n in MT80.names if n.startswith("mw-")]
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from pwm.config import ConfigError
-from pwm.envs.checker import EnvContractError, check_env
-from pwm.envs.dflex import make_dflex_env
-from pwm.envs.gym_adapter import make_gym_env
-from pwm.envs.planar import CartPoleConfig, CartPoleSwingUpEnv, DoublePendulumConfig, DoublePendulumEnv
+from pwm.envs.sim.checker import EnvContractError, check_env
+from pwm.envs.sim.gym_adapter import make_gym_env
+from pwm.envs.sim.planar import CartPoleConfig, CartPoleSwingUpEnv, DoublePendulumConfig, DoublePendulumEnv
+from pwm.envs.sim.registry import make_dflex_env
 
 PLANAR = ["dflex_cartpole", "dflex_doublependulum"]
 
@@ -224,7 +224,7 @@ def test_stable_baselines3_sac_runs_on_the_adapter(tmp_path):
 
 
 def test_policy_strip_follows_one_episode(tmp_path):
-    from pwm.envs.render import policy_rollout, write_policy_strip
+    from pwm.envs.sim.render import policy_rollout, write_policy_strip
 
     env = make_dflex_env("dflex_cartpole", {"num_envs": 2, "episode_length": 30})
     qs = policy_rollout(env, lambda obs: torch.zeros(obs.shape[0], 1), seed=0)

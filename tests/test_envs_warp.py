@@ -1,7 +1,7 @@
-"""Hopper, Ant and Humanoid on warp/newton (``pwm.envs.warp_sim``): dims and observation layouts, rest, gradients
-against finite differences, graph cutting, determinism and termination. Tiny batches on CPU; each robot is built once
-per module. A cold warp kernel cache compiles newton's Featherstone kernels first (about a minute); warm runs start in
-about a second."""
+"""Hopper, Ant and Humanoid on warp/newton (``pwm.envs.sim.articulation``): dims and observation layouts, rest,
+gradients against finite differences, graph cutting, determinism and termination. Tiny batches on CPU; each robot is
+built once per module. A cold warp kernel cache compiles newton's Featherstone kernels first (about a minute); warm
+runs start in about a second."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from pwm.envs.ant import AntConfig, AntEnv
-from pwm.envs.hopper import HopperConfig, HopperEnv
-from pwm.envs.humanoid import HUMANOID_STRENGTHS, HumanoidConfig, HumanoidEnv
+from pwm.envs.sim.ant import AntConfig, AntEnv
+from pwm.envs.sim.hopper import HopperConfig, HopperEnv
+from pwm.envs.sim.humanoid import HUMANOID_STRENGTHS, HumanoidConfig, HumanoidEnv
 
 N = 2
 S = 1.0 / math.sqrt(2.0)
@@ -66,10 +66,10 @@ def test_masses_from_shapes_match_the_importer() -> None:
     """``set_masses_from_shapes`` (dflex's rule for any asset, e.g. URDF) reproduces the density-1000 MJCF import."""
     import newton
 
-    from pwm.envs.warp_sim import load_mjcf, newton_asset, set_masses_from_shapes
+    from pwm.envs.sim.articulation.assets import load_mjcf, set_masses_from_shapes
 
     builder = newton.ModelBuilder()
-    load_mjcf(builder, newton_asset("nv_ant.xml"), density=1000.0)
+    load_mjcf(builder, AntEnv.asset_path(), density=1000.0)
     mass, inertia = list(builder.body_mass), np.array([np.array(i) for i in builder.body_inertia])
     set_masses_from_shapes(builder, 1000.0)
     assert builder.body_mass == pytest.approx(mass, rel=1e-6)
@@ -278,11 +278,11 @@ def test_humanoid_gradient_is_finite(humanoid: HumanoidEnv) -> None:
 
 
 def test_registered_and_checker(hopper: HopperEnv, ant: AntEnv, humanoid: HumanoidEnv) -> None:
-    from pwm.envs import checker, dflex
+    from pwm.envs.sim import checker, registry
 
-    assert dflex.TASKS["dflex_hopper"][1:] == ("HopperEnv", "HopperConfig")
-    assert dflex.TASKS["dflex_ant"][1:] == ("AntEnv", "AntConfig")
-    assert dflex.TASKS["dflex_humanoid"][1:] == ("HumanoidEnv", "HumanoidConfig")
+    assert registry.TASKS["dflex_hopper"][1:] == ("HopperEnv", "HopperConfig")
+    assert registry.TASKS["dflex_ant"][1:] == ("AntEnv", "AntConfig")
+    assert registry.TASKS["dflex_humanoid"][1:] == ("HumanoidEnv", "HumanoidConfig")
     for env in (hopper, ant, humanoid):
         ran = checker.check_env(env, steps=4)
         assert "gradients" in ran and "seed determinism" in ran

@@ -20,7 +20,7 @@ from pwm.algorithms.shac import SHAC
 from pwm.config import ConfigError, PWMConfig, SHACConfig, WorldModelConfig, register_configs
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import EpisodeFileError, EpisodeRecorder, load_episodes, save_episodes
-from pwm.envs.dflex import make_dflex_env
+from pwm.envs.sim.registry import make_dflex_env
 from pwm.training.dflex import DflexRun
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +219,7 @@ def test_evaluation_of_a_known_policy():
 @pytest.mark.parametrize("alg", ["pwm", "shac"])
 def test_every_env_config_composes_for_both_algorithms(path, alg):
     """Each env yaml's task settings fit its config class and its per-algorithm values fit the alg schema."""
-    from pwm.envs.dflex import make_env_config
+    from pwm.envs.sim.registry import make_env_config
     from pwm.training.dflex import typed_config
 
     cfg = typed_config(_compose([f"env={path.stem}", f"alg={alg}"]))

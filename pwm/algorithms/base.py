@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from pwm.data.buffer import ReplayBuffer
-from pwm.envs.base import BatchedEnv, EnvStep
+from pwm.envs.sim.base import BatchedEnv, EnvStep
 
 StepHook = Callable[[torch.Tensor, EnvStep], None]
 """Called with (action, step result) after every real env step (episode recording)."""

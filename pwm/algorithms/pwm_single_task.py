@@ -27,7 +27,7 @@ from pwm.algorithms.tdmpc2 import TDMPC2
 from pwm.config import ConfigError, PWMConfig, TDMPC2Config, resolve_world_model
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import Episode
-from pwm.envs.base import BatchedEnv
+from pwm.envs.sim.base import BatchedEnv
 from pwm.losses.returns import SegmentReturns
 from pwm.losses.world_model import scalar_world_model_loss
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor

@@ -16,7 +16,7 @@ import torch
 from pwm.algorithms.actor_critic import actor_step, apply_lr_schedule, critic_targets, fit_critic, scaled_actor_loss
 from pwm.algorithms.base import Algorithm, EnvData
 from pwm.config import SHACConfig
-from pwm.envs.base import BatchedEnv
+from pwm.envs.sim.base import BatchedEnv
 from pwm.losses.returns import SegmentReturns
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd

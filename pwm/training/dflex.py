@@ -23,7 +23,7 @@ from pwm.checkpoint.run_state import read_run_state
 from pwm.config import ConfigError, DflexConfig, PWMConfig, SHACConfig
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import EpisodeRecorder, load_episodes, save_episodes
-from pwm.envs.dflex import make_dflex_env
+from pwm.envs.sim.registry import make_dflex_env
 from pwm.training import loop
 from pwm.training.evaluate import evaluate
 from pwm.utils.io import atomic_torch_save
@@ -145,7 +145,7 @@ class DflexRun(loop.Runner):
 
     def finish(self, last_eval: dict[str, float]) -> None:
         if self.general.video and last_eval:
-            from pwm.envs.render import write_policy_strip
+            from pwm.envs.sim.render import write_policy_strip
 
             name = f"{self.env_name}_{self.general.steps}.png"
             write_policy_strip(self.eval_env, self.policy, self.run_dir / "videos" / name, seed=self.seed)

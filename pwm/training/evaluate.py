@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from pwm.envs.base import BatchedEnv
+from pwm.envs.sim.base import BatchedEnv
 
 
 def evaluate(

@@ -101,7 +101,7 @@ class MultitaskRun(loop.Runner):
         return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask)
 
     def evaluate(self, step: int) -> dict[str, float]:
-        from pwm.envs.registry import make_env
+        from pwm.envs.suites.registry import make_env
 
         env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + step, task_set=self.cfg.task_set)
         metrics = evaluate(self.policy, env, self.general.eval_runs)
@@ -113,7 +113,7 @@ class MultitaskRun(loop.Runner):
             planned = evaluate(plan, env, self.general.eval_runs, on_reset=planner.reset)
             self._append(step, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
         if final and self.general.video:
-            from pwm.envs.video import record_episode
+            from pwm.envs.suites.video import record_episode
 
             record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{step}.mp4")
         return metrics

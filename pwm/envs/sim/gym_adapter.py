@@ -13,8 +13,8 @@ import gymnasium
 import numpy as np
 import torch
 
-from pwm.envs.base import BatchedEnv
-from pwm.envs.dflex import make_dflex_env
+from pwm.envs.sim.base import BatchedEnv
+from pwm.envs.sim.registry import make_dflex_env
 
 
 class GymnasiumEnv(gymnasium.Env):

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pwm.data.tasks import TaskSet
-from pwm.envs.dmcontrol import StepResult
+from pwm.envs.suites.dmcontrol import StepResult
 
 
 class Env(Protocol):

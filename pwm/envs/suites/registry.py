@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pwm.data.tasks import get_task, get_task_set
-from pwm.envs.wrappers import Env, MultitaskEnv
+from pwm.envs.suites.wrappers import Env, MultitaskEnv
 
 
 def make_env(task: str, seed: int, *, task_set: str | None = None, episode_length: int | None = None) -> Env:
@@ -25,11 +25,11 @@ def make_env(task: str, seed: int, *, task_set: str | None = None, episode_lengt
     if length < 1:
         raise ValueError(f"episode_length must be >= 1, got {length}")
     if spec.suite == "metaworld":
-        from pwm.envs.metaworld import MetaWorldEnv
+        from pwm.envs.suites.metaworld import MetaWorldEnv
 
         env: Env = MetaWorldEnv(task, seed=seed, episode_length=length)
     else:
-        from pwm.envs.dmcontrol import DMControlEnv
+        from pwm.envs.suites.dmcontrol import DMControlEnv
 
         env = DMControlEnv(task, seed=seed, episode_length=length)
     if env.obs_dim != spec.obs_dim or env.action_dim != spec.action_dim:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pwm.envs.dmcontrol import use_headless_gl
-from pwm.envs.wrappers import Env
+from pwm.envs.suites.gl import use_headless_gl
+from pwm.envs.suites.wrappers import Env
 
 use_headless_gl()  # in case this module is imported before any env module imports mujoco
 

@@ -12,16 +12,9 @@ from typing import Any
 
 import torch
 
-from pwm.envs.warp_sim import (
-    ASSET_DIR,
-    FreeBaseConfig,
-    FreeBaseRobotEnv,
-    configure_joints,
-    load_mjcf,
-    prepare_mjcf,
-)
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, prepare_mjcf
+from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
 
-ANYMAL_XML = ASSET_DIR / "anymal.xml"
 LEGS = ("LF", "RF", "LH", "RH")
 # IsaacGymEnvs' default pose, which dflex's Anymal starts from: (HAA, HFE, KFE) per leg
 DEFAULT_POSE = {"LF": (0.03, 0.4, -0.8), "RF": (-0.03, 0.4, -0.8), "LH": (0.03, -0.4, 0.8), "RH": (-0.03, -0.4, 0.8)}
@@ -29,7 +22,7 @@ DEFAULT_POSE = {"LF": (0.03, 0.4, -0.8), "RF": (-0.03, 0.4, -0.8), "LH": (0.03, 
 
 @dataclass
 class AnymalConfig(FreeBaseConfig):
-    """dflex Anymal constants (``envs_and_peers.md`` A.2).
+    """dflex Anymal constants (``docs/simulators.md``, "The seven tasks").
 
     Joints: a PD spring ``stiffness * (0 - q) - damping * qd`` toward q = 0 on every leg joint (dflex's urdf_load
     stiffness 85 / damping 2 with targets never set), plus dflex's always-on limit damping 10, limit stiffness 1e3,
@@ -69,6 +62,7 @@ class AnymalEnv(FreeBaseRobotEnv):
     """
 
     name = "dflex_anymal"
+    ASSET = "anymal.xml"
     obs_dim = 49
     action_dim = 12
     cfg: AnymalConfig
@@ -81,15 +75,15 @@ class AnymalEnv(FreeBaseRobotEnv):
         self.torque_scale = cfg.action_strength
         if cfg.density is None:
             builder.add_mjcf(
-                prepare_mjcf(ANYMAL_XML, density=None),
+                prepare_mjcf(self.asset_path(), density=None),
                 parse_visuals=False,
                 parse_sites=False,
                 enable_self_collisions=False,
             )
         else:
-            load_mjcf(builder, ANYMAL_XML, density=cfg.density)
+            load_mjcf(builder, self.asset_path(), density=cfg.density)
         if builder.joint_dof_count != 18:
-            raise RuntimeError(f"{ANYMAL_XML}: expected 18 DoFs (free base + 12 hinges), got {builder.joint_dof_count}")
+            raise RuntimeError(f"{self.ASSET}: expected 18 DoFs (free base + 12 hinges), got {builder.joint_dof_count}")
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
         configure_joints(
             builder,

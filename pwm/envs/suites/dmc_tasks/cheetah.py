@@ -19,7 +19,7 @@ from dm_control.rl import control
 from dm_control.suite import cheetah, common
 from dm_control.utils import rewards
 
-from pwm.envs.dmc_tasks import edit_model
+from pwm.envs.suites.dmc_tasks import edit_model
 
 _TIME_LIMIT = 10  # seconds (stock); the control step is the 0.01 s physics step
 _RUN_SPEED = 10.0  # stock cheetah-run target speed; the custom tasks use fractions of it

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from pwm.envs.dmcontrol import use_headless_gl
+from pwm.envs.suites.gl import use_headless_gl
 
 use_headless_gl()  # the domain modules import dm_control, which picks its GL backend at import
 

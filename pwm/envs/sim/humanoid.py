@@ -7,14 +7,8 @@ from typing import Any
 
 import torch
 
-from pwm.envs.warp_sim import (
-    FreeBaseConfig,
-    FreeBaseRobotEnv,
-    configure_joints,
-    load_mjcf,
-    mjcf_dof_names,
-    newton_asset,
-)
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, mjcf_dof_names
+from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
 
 # dflex's motor strengths by joint name (its MJCF tree order is the order below; nv_humanoid.xml has the same tree)
 HUMANOID_STRENGTHS: dict[str, float] = {
@@ -44,7 +38,8 @@ HUMANOID_STRENGTHS: dict[str, float] = {
 
 @dataclass
 class HumanoidConfig(FreeBaseConfig):
-    """dflex Humanoid constants (``envs_and_peers.md`` A.2) on newton's ``nv_humanoid.xml`` (the same capsule body).
+    """dflex Humanoid constants (``docs/simulators.md``, "The seven tasks") on newton's ``nv_humanoid.xml`` (the same
+    capsule body).
 
     Physics: density 1000 (~41 kg), per-joint MJCF stiffness (a spring to q = 0), damping and armature as dflex read
     them (the knees fall back to the class defaults 5 / 0.1 / 0.007, which equal dflex's fallbacks), plus dflex's
@@ -81,6 +76,7 @@ class HumanoidEnv(FreeBaseRobotEnv):
     else 10 h. Terminates when height < 0.74."""
 
     name = "dflex_humanoid"
+    ASSET = "newton:nv_humanoid.xml"
     obs_dim = 76
     action_dim = 21
     cfg: HumanoidConfig
@@ -90,7 +86,7 @@ class HumanoidEnv(FreeBaseRobotEnv):
 
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
-        path = newton_asset("nv_humanoid.xml")
+        path = self.asset_path()
         load_mjcf(builder, path, density=cfg.density)
         names = mjcf_dof_names(path)
         if len(names) != len(builder.joint_qd) - 6:

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from pwm.data.tasks import METAWORLD_EPISODE_LENGTH
-from pwm.envs.dmcontrol import ACTION_REPEAT, StepResult, as_action, use_headless_gl
+from pwm.envs.suites.dmcontrol import ACTION_REPEAT, StepResult, as_action
+from pwm.envs.suites.gl import use_headless_gl
 
 CAMERA = "corner4"  # = TD-MPC2's corner2 at (0.75, 0.075, 0.7)
 _ROLLED_CAMERAS = frozenset({"corner2", "corner4"})  # render upside down unless rotated

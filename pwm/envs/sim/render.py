@@ -17,20 +17,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 
+# robot tasks drawn with MuJoCo from the MJCF each robot declares (its ``ASSET``)
+ROBOTS = ("dflex_ant", "dflex_humanoid", "dflex_hopper", "dflex_anymal")
+
 
 def robot_mjcf(name: str) -> str:
     """The MJCF a robot task is built from (its MuJoCo twin for rendering)."""
-    from pwm.envs.warp_sim import ASSET_DIR, newton_asset
+    from pwm.envs.sim.registry import asset_path
 
-    paths = {
-        "dflex_ant": lambda: newton_asset("nv_ant.xml"),
-        "dflex_humanoid": lambda: newton_asset("nv_humanoid.xml"),
-        "dflex_hopper": lambda: str(ASSET_DIR / "hopper.xml"),
-        "dflex_anymal": lambda: str(ASSET_DIR / "anymal.xml"),
-    }
-    if name not in paths:
-        raise ValueError(f"no picture renderer for {name}; renderable: {', '.join([*paths, *PLANAR])}")
-    return paths[name]()
+    if name not in ROBOTS:
+        raise ValueError(f"no picture renderer for {name}; renderable: {', '.join([*ROBOTS, *PLANAR])}")
+    return asset_path(name)
 
 
 def mujoco_model(path: str):

@@ -11,18 +11,18 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from pwm.envs.base import BatchedEnv
+from pwm.envs.sim.base import BatchedEnv
 from pwm.utils.errors import ConfigError
 
 # name -> (module, env class, config class)
 TASKS: dict[str, tuple[str, str, str]] = {
-    "dflex_cartpole": ("pwm.envs.planar", "CartPoleSwingUpEnv", "CartPoleConfig"),
-    "dflex_doublependulum": ("pwm.envs.planar", "DoublePendulumEnv", "DoublePendulumConfig"),
-    "dflex_hopper": ("pwm.envs.hopper", "HopperEnv", "HopperConfig"),
-    "dflex_ant": ("pwm.envs.ant", "AntEnv", "AntConfig"),
-    "dflex_humanoid": ("pwm.envs.humanoid", "HumanoidEnv", "HumanoidConfig"),
-    "dflex_anymal": ("pwm.envs.anymal", "AnymalEnv", "AnymalConfig"),
-    "dflex_snu_humanoid": ("pwm.envs.snu_humanoid", "SNUHumanoidEnv", "SNUHumanoidConfig"),
+    "dflex_cartpole": ("pwm.envs.sim.planar", "CartPoleSwingUpEnv", "CartPoleConfig"),
+    "dflex_doublependulum": ("pwm.envs.sim.planar", "DoublePendulumEnv", "DoublePendulumConfig"),
+    "dflex_hopper": ("pwm.envs.sim.hopper", "HopperEnv", "HopperConfig"),
+    "dflex_ant": ("pwm.envs.sim.ant", "AntEnv", "AntConfig"),
+    "dflex_humanoid": ("pwm.envs.sim.humanoid", "HumanoidEnv", "HumanoidConfig"),
+    "dflex_anymal": ("pwm.envs.sim.anymal", "AnymalEnv", "AnymalConfig"),
+    "dflex_snu_humanoid": ("pwm.envs.sim.snu_humanoid", "SNUHumanoidEnv", "SNUHumanoidConfig"),
 }
 
 
@@ -53,3 +53,11 @@ def make_dflex_env(name: str, overrides: Mapping[str, Any] | None = None, requir
     """Build task ``name`` (e.g. ``dflex_ant``) with config ``overrides`` (num_envs, device, seed, ...)."""
     env_cls, _ = task_classes(name)
     return env_cls(make_env_config(name, overrides), requires_grad=requires_grad)
+
+
+def asset_path(name: str) -> str:
+    """Path of the MJCF task ``name``'s robot is built from (its declared ``ASSET``); the planar tasks have none."""
+    env_cls, _ = task_classes(name)
+    if not hasattr(env_cls, "asset_path"):
+        raise ValueError(f"{name} is not built from an asset file")
+    return env_cls.asset_path()

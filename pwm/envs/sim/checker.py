@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from pwm.envs.base import BatchedEnv
+from pwm.envs.sim.base import BatchedEnv
 
 
 class EnvContractError(AssertionError):

@@ -7,12 +7,13 @@ from typing import Any
 
 import torch
 
-from pwm.envs.warp_sim import FreeBaseConfig, FreeBaseRobotEnv, configure_joints, load_mjcf, newton_asset
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf
+from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
 
 
 @dataclass
 class AntConfig(FreeBaseConfig):
-    """dflex Ant constants (``envs_and_peers.md`` A.2), on newton's ``nv_ant.xml`` (gym's Ant geometry).
+    """dflex Ant constants (``docs/simulators.md``, "The seven tasks"), on newton's ``nv_ant.xml`` (gym's Ant geometry).
 
     Physics: density 1000 for every geom (dflex's rule; the MJCF's density 5 is ignored, so the Ant weighs ~180 kg),
     hinge armature 0.05, joint damping 1.0 plus dflex's always-on limit damping 10, limit stiffness 1e3, no joint
@@ -45,6 +46,7 @@ class AntEnv(FreeBaseRobotEnv):
     v_x + 0.1 up + heading + (height - 0.27) - 0 * |a|^2. Terminates when height < 0.27."""
 
     name = "dflex_ant"
+    ASSET = "newton:nv_ant.xml"
     obs_dim = 37
     action_dim = 8
     cfg: AntConfig
@@ -55,7 +57,7 @@ class AntEnv(FreeBaseRobotEnv):
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
         self.torque_scale = cfg.action_strength
-        load_mjcf(builder, newton_asset("nv_ant.xml"), density=cfg.density)
+        load_mjcf(builder, self.asset_path(), density=cfg.density)
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
         configure_joints(
             builder,

@@ -13,7 +13,7 @@ from dm_control.rl import control
 from dm_control.suite import common, walker
 from dm_control.utils import rewards
 
-from pwm.envs.dmc_tasks import edit_model
+from pwm.envs.suites.dmc_tasks import edit_model
 
 _TIME_LIMIT = 25  # seconds (stock)
 _CONTROL_TIMESTEP = 0.025  # seconds (stock): 10 physics steps of 0.0025

@@ -2,10 +2,11 @@
 
 Both are 2-DoF chains whose equations of motion fit in a few lines, so they need no simulator: autograd gives
 exact gradients, there is nothing to compile, and they run on any torch device. The physics follows dflex's
-conventions (``envs_and_peers.md`` A.0/A.2): masses from box geometry at density 1000 (cart 0.5x0.5x0.2 m = 50 kg,
-poles 0.05x0.05x1 m = 2.5 kg), joint armature added to the mass matrix diagonal, a joint damping term
-``-limit_kd * qd`` that dflex applies always (not only at the limit), a spring ``limit_ke`` outside the slider's
-+-4 m, and a control step of 1/60 s split into ``substeps`` semi-implicit Euler substeps with the action held.
+conventions (``docs/simulators.md``, "Physics that follows dflex" and "The seven tasks"): masses from box geometry
+at density 1000 (cart 0.5x0.5x0.2 m = 50 kg, poles 0.05x0.05x1 m = 2.5 kg), joint armature added to the mass matrix
+diagonal, a joint damping term ``-limit_kd * qd`` that dflex applies always (not only at the limit), a spring
+``limit_ke`` outside the slider's +-4 m, and a control step of 1/60 s split into ``substeps`` semi-implicit Euler
+substeps with the action held.
 
 Angles are measured from upright (theta = 0 is the pole pointing up), so the rewards' targets are the origin.
 """
@@ -19,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from pwm.envs.base import BatchedEnv, EnvConfig, State
+from pwm.envs.sim.base import BatchedEnv, EnvConfig, State
 
 GRAVITY = 9.81
 DENSITY = 1000.0

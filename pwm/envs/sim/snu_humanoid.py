@@ -21,20 +21,12 @@ import numpy as np
 import torch
 import warp as wp
 
-from pwm.envs.base import State
-from pwm.envs.muscles import SNU_MUSCLE_FILE, BallSprings, MuscleModel, load_muscle_table
-from pwm.envs.warp_sim import (
-    ASSET_DIR,
-    WarpArticulationEnv,
-    WarpEnvConfig,
-    configure_joints,
-    load_mjcf,
-    prepare_mjcf,
-    quat_mul,
-    quat_rotate,
-)
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, prepare_mjcf
+from pwm.envs.sim.articulation.env import WarpArticulationEnv, WarpEnvConfig
+from pwm.envs.sim.articulation.frames import quat_mul, quat_rotate
+from pwm.envs.sim.base import State
+from pwm.envs.sim.muscles import SNU_MUSCLE_FILE, BallSprings, MuscleModel, load_muscle_table
 
-SNU_XML = ASSET_DIR / "snu_humanoid.xml"
 # The pelvis frame of our asset (x forward, z up) expressed as SNU's (x left, y up, z forward): a 120 degree turn
 # about (1, 1, 1). dflex's observed quaternion is (its base rotation) * (pelvis rotation) in SNU's frame.
 SNU_LOCAL_QUAT = (0.5, 0.5, 0.5, 0.5)
@@ -42,7 +34,7 @@ SNU_LOCAL_QUAT = (0.5, 0.5, 0.5, 0.5)
 
 @dataclass
 class SNUHumanoidConfig(WarpEnvConfig):
-    """dflex SNUHumanoid constants (``envs_and_peers.md`` A.2).
+    """dflex SNUHumanoid constants (``docs/simulators.md``, "The seven tasks").
 
     Skeleton: joint stiffness 5 and damping 2 on every joint (the ball joints' stiffness acts on the quaternion's
     vector part, as dflex's), dflex's limit stiffness 1e3 and always-on limit damping 10 on the hinges, armature
@@ -91,6 +83,7 @@ class SNUHumanoidEnv(WarpArticulationEnv):
     """
 
     name = "dflex_snu_humanoid"
+    ASSET = "snu_humanoid.xml"
     obs_dim = 53
     action_dim = 152
     cfg: SNUHumanoidConfig
@@ -117,16 +110,16 @@ class SNUHumanoidEnv(WarpArticulationEnv):
         cfg = self.cfg
         if cfg.density is None:
             builder.add_mjcf(
-                prepare_mjcf(SNU_XML, density=None),
+                prepare_mjcf(self.asset_path(), density=None),
                 parse_visuals=False,
                 parse_sites=False,
                 enable_self_collisions=False,
             )
         else:
-            load_mjcf(builder, SNU_XML, density=cfg.density)
+            load_mjcf(builder, self.asset_path(), density=cfg.density)
         if (len(builder.joint_q), len(builder.joint_qd)) != (29, 24):
             raise RuntimeError(
-                f"{SNU_XML}: expected q 29 / qd 24, got {len(builder.joint_q)} / {len(builder.joint_qd)}"
+                f"{self.ASSET}: expected q 29 / qd 24, got {len(builder.joint_q)} / {len(builder.joint_qd)}"
             )
         ball, hinge, ball_coords = [], [], []
         for j, kind in enumerate(builder.joint_type):

@@ -8,7 +8,7 @@ step); 500 agent steps per episode, which ends by time limit only (never ``termi
 flattened values of the observation dict in spec order, concatenated as float32.
 
 TD-MPC2's 11 custom tasks (walker-walk-backwards ... pendulum-spin, ids 19-29 of mt30) come from
-:mod:`pwm.envs.dmc_tasks`; they are registered with dm_control the first time one is requested.
+:mod:`pwm.envs.suites.dmc_tasks`; they are registered with dm_control the first time one is requested.
 
 ``info["success"]`` is always 0.0: DMControl tasks have no success notion (TD-MPC2 scores them by return / 10),
 but evaluation code averages ``success`` over every suite, so every env reports it (Meta-World: 0.0 or 1.0).
@@ -16,12 +16,12 @@ but evaluation code averages ``success`` over every suite, so every env reports 
 
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from pwm.data.tasks import DMC_EPISODE_LENGTH, MT30
+from pwm.envs.suites.gl import use_headless_gl
 
 ACTION_REPEAT = 2
 CUSTOM_TASKS: frozenset[str] = frozenset(MT30.names[19:])
@@ -34,15 +34,6 @@ class StepResult(NamedTuple):
     terminated: bool  # always False for DMControl and Meta-World
     truncated: bool  # True at the time limit
     info: dict | None = None  # {"success": float, ...}; Meta-World reports task success here
-
-
-def use_headless_gl() -> None:
-    """Default MuJoCo's GL backend to EGL, which renders without a display.
-
-    The one place that sets ``MUJOCO_GL``: it must run before ``mujoco`` is first imported (the backend is chosen
-    at import), and a value the user already set wins.
-    """
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def as_action(action: np.ndarray, dim: int, name: str) -> np.ndarray:
@@ -78,7 +69,7 @@ class DMControlEnv:
         suite, action_scale = _import_suite()
         domain, task = split_task_name(name)
         if name in CUSTOM_TASKS:
-            from pwm.envs import dmc_tasks
+            from pwm.envs.suites import dmc_tasks
 
             dmc_tasks.register()
         elif (domain, task) not in suite.ALL_TASKS:

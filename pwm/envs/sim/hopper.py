@@ -8,13 +8,15 @@ from typing import Any
 
 import torch
 
-from pwm.envs.base import State
-from pwm.envs.warp_sim import ASSET_DIR, WarpArticulationEnv, WarpEnvConfig, configure_joints, load_mjcf
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf
+from pwm.envs.sim.articulation.env import WarpArticulationEnv, WarpEnvConfig
+from pwm.envs.sim.base import State
 
 
 @dataclass
 class HopperConfig(WarpEnvConfig):
-    """dflex Hopper constants (``envs_and_peers.md`` A.2) on our ``assets/hopper.xml`` (gym's 2D hopper layout).
+    """dflex Hopper constants (``docs/simulators.md``, "The seven tasks") on our ``assets/hopper.xml`` (gym's 2D
+    hopper layout).
 
     Physics: density 1000 (torso 3.7 kg, thigh 4.1, leg 2.8, foot 5.3), armature 1.0 on all six DoFs (dflex passes
     one armature to every joint, root slides included), damping 2.0 on thigh/leg/foot and 0 on the root joints, plus
@@ -50,6 +52,7 @@ class HopperEnv(WarpArticulationEnv):
     z < -0.45."""
 
     name = "dflex_hopper"
+    ASSET = "hopper.xml"
     obs_dim = 11
     action_dim = 3
     free_base = False
@@ -60,7 +63,7 @@ class HopperEnv(WarpArticulationEnv):
 
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
-        load_mjcf(builder, ASSET_DIR / "hopper.xml", density=cfg.density)
+        load_mjcf(builder, self.asset_path(), density=cfg.density)
         configure_joints(
             builder,
             slice(0, 3),

@@ -4,8 +4,8 @@ dflex models a muscle as a polyline of waypoints fixed on bodies. For every cons
 different bodies it applies a force of magnitude ``activation`` (already multiplied by the muscle's strength)
 along the segment: the first body is pulled towards the second waypoint and the second body towards the first,
 so the pair is equal and opposite and a muscle never moves the skeleton's centre of mass. There is no Hill-type
-force-length/velocity model and no passive force (``envs_and_peers.md`` A.0). Pairs on the same body carry no
-force: they only route the line (wrap points).
+force-length/velocity model and no passive force (``docs/simulators.md``, "Physics that follows dflex"). Pairs
+on the same body carry no force: they only route the line (wrap points).
 
 newton's ``State.body_f`` is a world-frame wrench ``(force, torque)`` about the body's centre of mass
 (checked in ``tests/test_envs_anymal_snu.py``: a force written there accelerates a free body by F/m and does not
