@@ -301,7 +301,7 @@ def test_video(tmp_path):
     env = make_env("pendulum-spin", 0, task_set="mt30", episode_length=3)
     path = tmp_path / "videos" / "pendulum.mp4"
     stats = record_episode(env, lambda obs: np.full(6, 0.5), path, fps=10, size=(64, 48))
-    assert stats["episode_length"] == 3 and 0 <= stats["episode_reward"] <= 6 and stats["episode_success"] == 0.0
+    assert stats["length"] == 3 and 0 <= stats["return"] <= 6 and stats["success"] == 0.0
     frames = imageio.mimread(path)
     assert len(frames) == 4 and frames[0].shape == (48, 64, 3)  # the initial state plus one per step
     assert not np.array_equal(frames[0], frames[-1])

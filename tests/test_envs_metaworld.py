@@ -120,6 +120,6 @@ def test_runner_evaluation_on_padded_metaworld_env():
     padded = lambda obs: np.pad(scripted.get_action(obs[:39]), (0, 2))  # noqa: E731 (the set's 6 action dims)
     good = evaluate(padded, env, episodes=2)
     idle = evaluate(lambda obs: np.zeros(6, dtype=np.float32), env, episodes=2)
-    assert good["episode_success"] == 1.0 and good["episode_length"] == 50
-    assert idle["episode_success"] == 0.0 and good["episode_reward"] > idle["episode_reward"]
+    assert good["success"] == 1.0 and good["length"] == 50
+    assert idle["success"] == 0.0 and good["return"] > idle["return"]
     env.close()

@@ -24,7 +24,7 @@ from pwm.algorithms.actor_critic import (
 )  # fmt: skip
 from pwm.algorithms.base import Algorithm, EnvData, StepHook
 from pwm.algorithms.tdmpc2 import TDMPC2
-from pwm.config import ConfigError, PWMConfig, TDMPC2Config, resolve_world_model
+from pwm.config import ConfigError, PWMConfig, TDMPC2Config
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import Episode
 from pwm.envs.sim.base import BatchedEnv
@@ -53,7 +53,7 @@ class SingleTaskPWM(Algorithm):
         self.cfg = cfg
         bins = 1 if cfg.wm_loss == "pwm" else cfg.world_model.num_bins
         wm_cfg = dataclasses.replace(cfg.world_model, obs_dim=obs_dim, action_dim=action_dim, task_dim=0, num_bins=bins)
-        self.wm = WorldModel(resolve_world_model(wm_cfg)).to(device)
+        self.wm = WorldModel(wm_cfg).to(device)
         self.reward_space = "symexp"  # only read by two-hot heads (wm_loss=tdmpc2): rewards on their true scale
         self.wm_trainer = None
         if cfg.wm_loss == "tdmpc2":

@@ -16,7 +16,7 @@ import torch
 
 from pwm.algorithms.pwm import PWM
 from pwm.checkpoint.tdmpc2_load import load_into
-from pwm.config import MultitaskConfig, resolve_world_model
+from pwm.config import MultitaskConfig
 from pwm.data.buffer import DatasetSampler
 from pwm.data.dataset import open_dataset
 from pwm.data.results import RESULTS_HEADER
@@ -59,8 +59,7 @@ class MultitaskRun(loop.Runner):
         self.name = f"{cfg.task}-{cfg.seed}"
         self.device = loop.start_up(cfg.general, cfg.seed)
         self.task_id = get_task_set(cfg.task_set).index(cfg.task)
-        wm_cfg = resolve_world_model(dataclasses.replace(cfg.alg.world_model, task=cfg.task_set))
-        self.world_model = WorldModel(wm_cfg)
+        self.world_model = WorldModel(dataclasses.replace(cfg.alg.world_model, task=cfg.task_set))
         load_into(self.world_model, cfg.general.checkpoint)
         self.world_model.to(self.device)
         self.algo = PWM(self.world_model, cfg.alg, task=self.task_id)

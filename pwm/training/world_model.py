@@ -11,7 +11,7 @@ import torch
 
 from pwm.algorithms.tdmpc2 import TDMPC2
 from pwm.checkpoint.tdmpc2_save import save_official
-from pwm.config import ConfigError, TrainWorldModelConfig, WorldModelConfig, resolve_world_model
+from pwm.config import ConfigError, TrainWorldModelConfig, WorldModelConfig
 from pwm.data.batch import SequenceBatch
 from pwm.data.buffer import DatasetSampler
 from pwm.data.dataset import OfflineDataset, open_dataset
@@ -30,7 +30,8 @@ def dataset_task_set(task: str) -> str:
 
 
 def build_world_model_config(cfg: TrainWorldModelConfig) -> WorldModelConfig:
-    return resolve_world_model(dataclasses.replace(cfg.world_model, task=cfg.task))
+    """The run's model config with its task (set); :class:`WorldModel` derives the remaining dims from it."""
+    return dataclasses.replace(cfg.world_model, task=cfg.task)
 
 
 class SingleTaskView:
@@ -69,14 +70,15 @@ class WorldModelRun(loop.Runner):
         self.dist = distributed.init_distributed("cuda" if use_cuda else None)
         self.is_main, self.name = self.dist.is_main, self.run_dir.name
         device = loop.start_up(cfg.general, cfg.seed, self.dist.local_rank)
-        wm_cfg = build_world_model_config(cfg)
+        model = WorldModel(build_world_model_config(cfg)).to(device)
+        wm_cfg = model.cfg
         data_dir = cfg.general.data_dir
         dataset = open_dataset(data_dir, dataset_task_set(cfg.task), cache_dir=None)
         if dataset.obs_dim != (wm_cfg.obs_dim if wm_cfg.multitask else dataset.obs_dim):
             raise ConfigError(
                 f"general.data_dir={data_dir} has obs dim {dataset.obs_dim}, the model expects {wm_cfg.obs_dim}"
             )
-        self.algo = TDMPC2(WorldModel(wm_cfg).to(device), cfg.tdmpc2)
+        self.algo = TDMPC2(model, cfg.tdmpc2)
         self.sampler = make_sampler(cfg, wm_cfg, dataset, cfg.seed + 1000 * self.dist.rank, device)
         if self.dist.enabled:
             distributed.broadcast_module(self.algo.model)

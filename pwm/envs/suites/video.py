@@ -50,7 +50,7 @@ def record_episode(
         camera_id: camera name or index; ``None`` for the env's default view.
 
     Returns:
-        ``episode_reward``, ``episode_success`` (of the last step) and ``episode_length`` of the recorded episode.
+        ``return``, ``success`` (of the last step) and ``length`` (the keys of ``evaluate``) of the recorded episode.
     """
     path = Path(path)
     if path.suffix != ".mp4":
@@ -69,4 +69,4 @@ def record_episode(
             success = float((result.info or {}).get("success", 0.0))
             done = result.terminated or result.truncated
             writer.append_data(env.render(width=width, height=height, **camera))
-    return {"episode_reward": total, "episode_success": success, "episode_length": float(steps)}
+    return {"return": total, "success": success, "length": float(steps)}
