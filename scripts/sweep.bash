@@ -38,6 +38,12 @@ if [[ ! "$seeds" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
     exit 1
 fi
 
+for required in general.data_dir general.checkpoint; do  # the runner needs both; say so before a sweep starts
+    if [[ ! " $* " =~ " $required=" ]]; then
+        echo "warning: $required= is not given; every job of this sweep will stop asking for it" >&2
+    fi
+done
+
 cmd=("$python" "$script_dir/train_multitask.py" -cn "config_$task_set" -m "task=$tasks" "seed=$seeds"
     "hydra/launcher=$launcher" "$@")
 if [[ "${DRY_RUN:-0}" == 1 ]]; then

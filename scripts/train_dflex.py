@@ -15,18 +15,19 @@ from omegaconf import DictConfig
 
 from pwm.config import register_configs
 from pwm.training.dflex import DflexRun
-from pwm.training.entry import run_dir_of, run_script
+from pwm.training.entry import check_command_line, hydra_run_dir, run_script
 
 register_configs()
 
 
 @hydra.main(config_path="../cfg", config_name="config_dflex", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run_dir = run_dir_of(cfg.general)
+    run_dir = hydra_run_dir()
     row = run_script(lambda: DflexRun(cfg, run_dir).run(), run_dir)
     summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("eval/"))
     print(f"done: {cfg.env.name} {cfg.alg.name} seed {cfg.seed} in {run_dir}: {summary or 'already finished'}")
 
 
 if __name__ == "__main__":
+    check_command_line("config_dflex")
     main()

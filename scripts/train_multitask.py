@@ -13,10 +13,10 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from pwm.config import MultitaskConfig, register_configs
-from pwm.training.entry import run_dir_of, run_script
+from pwm.config import register_configs
+from pwm.training.entry import check_command_line, hydra_run_dir, run_script, to_object
 from pwm.training.multitask import MultitaskRun
 
 register_configs()
@@ -24,12 +24,12 @@ register_configs()
 
 @hydra.main(config_path="../cfg", config_name="config_mt30", version_base="1.3")
 def main(dict_cfg: DictConfig) -> None:
-    cfg: MultitaskConfig = OmegaConf.to_object(dict_cfg)
-    run_dir = run_dir_of(cfg.general)
-    row = run_script(lambda: MultitaskRun(cfg, run_dir).run(), run_dir)
+    run_dir = hydra_run_dir()
+    row = run_script(lambda: MultitaskRun(to_object(dict_cfg), run_dir).run(), run_dir)
     summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("eval/"))
-    print(f"done: {cfg.task} seed {cfg.seed} in {run_dir}: {summary or 'already finished'}")
+    print(f"done: {dict_cfg.task} seed {dict_cfg.seed} in {run_dir}: {summary or 'already finished'}")
 
 
 if __name__ == "__main__":
+    check_command_line("config_mt30")
     main()

@@ -9,10 +9,10 @@ Rerunning with the same ``general.run_dir=`` continues from its newest checkpoin
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from pwm.config import TrainWorldModelConfig, register_configs
-from pwm.training.entry import run_dir_of, run_script
+from pwm.config import register_configs
+from pwm.training.entry import check_command_line, hydra_run_dir, run_script, to_object
 from pwm.training.world_model import train_world_model
 
 register_configs()
@@ -20,12 +20,12 @@ register_configs()
 
 @hydra.main(config_path="../cfg", config_name="train_world_model", version_base="1.3")
 def main(dict_cfg: DictConfig) -> None:
-    cfg: TrainWorldModelConfig = OmegaConf.to_object(dict_cfg)
-    run_dir = run_dir_of(cfg.general)
-    row = run_script(lambda: train_world_model(cfg, run_dir), run_dir)
+    run_dir = hydra_run_dir()
+    row = run_script(lambda: train_world_model(to_object(dict_cfg), run_dir), run_dir)
     summary = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith("wm/") and "loss" in k)
-    print(f"done: step {cfg.general.steps} in {run_dir}: {summary or 'already finished'}")
+    print(f"done: step {dict_cfg.general.steps} in {run_dir}: {summary or 'already finished'}")
 
 
 if __name__ == "__main__":
+    check_command_line("train_world_model")
     main()

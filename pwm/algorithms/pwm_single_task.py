@@ -10,7 +10,8 @@ Finished real episodes fill a replay buffer on which the world model keeps train
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
@@ -75,6 +76,9 @@ class SingleTaskPWM(Algorithm):
         self.ret_rms = RunningMeanStd().to(device)
         self.iteration = 0
         self.wm_bootstrapped = False
+        self.progress: Callable[[int, str], Any] | None = None
+        """Set by a runner: ``progress(total, description)`` -> a bar with ``update``/``close``, shown for long
+        world-model phases (the first iteration's ``wm_bootstrap_iterations`` and pretraining)."""
 
     # ---- acting ------------------------------------------------------------------------------------------------
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
@@ -174,7 +178,10 @@ class SingleTaskPWM(Algorithm):
         if buffer.num_windows == 0 or steps == 0:
             return {}
         totals: dict[str, float] = {}
+        bar = self.progress(steps, "world model") if self.progress is not None and steps >= 100 else None
         for _ in range(steps):
+            if bar is not None:
+                bar.update(1)
             batch = buffer.sample()
             if self.wm_trainer is not None:  # TD-MPC2's losses on raw rewards (two-hot in symlog space)
                 metrics = self.wm_trainer.update(batch._replace(obs=self.normalize(batch.obs)))
@@ -194,4 +201,6 @@ class SingleTaskPWM(Algorithm):
             self.wm_optim.step()
             for key, value in {**metrics, "grad_norm": grad}.items():
                 totals[f"wm/{key}"] = totals.get(f"wm/{key}", 0.0) + float(value.detach()) / steps
+        if bar is not None:
+            bar.close()
         return totals

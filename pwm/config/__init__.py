@@ -34,7 +34,11 @@ __all__ = [
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (YAML files in cfg/ extend them by name)."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
+    # ${or_default:${general.run_dir},runs/...}: Hydra writes its own files into the run directory the user chose
+    OmegaConf.register_new_resolver("or_default", lambda value, default: default if value in (None, "") else value,
+                                    replace=True)  # fmt: skip
     cs = ConfigStore.instance()
     cs.store(name="base_train_world_model", node=TrainWorldModelConfig)
     cs.store(group="world_model", name="base_world_model", node=WorldModelConfig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pwm.config.checks import check_choice, check_fields
 from pwm.config.world_model import WorldModelConfig
 from pwm.utils.errors import ConfigError
 
@@ -30,20 +31,17 @@ class TDMPC2Config:
     """Fixed discount; ``None`` uses TD-MPC2's per-task heuristic from episode lengths."""
 
     def check(self) -> None:
-        if self.horizon < 1:
-            raise ConfigError(f"horizon={self.horizon} must be at least 1")
-        if not 0 < self.rho <= 1:
-            raise ConfigError(f"rho={self.rho} must lie in (0, 1]")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size} must be positive")
-        if self.discount is not None and not 0 < self.discount <= 1:
-            raise ConfigError(f"discount={self.discount} must lie in (0, 1]")
+        check_fields(self, "tdmpc2.", {
+            "batch_size": "at_least_1", "horizon": "at_least_1", "rho": "rate", "lr": "positive",
+            "enc_lr_scale": "non_negative", "grad_clip_norm": "positive", "consistency_coef": "non_negative",
+            "reward_coef": "non_negative", "value_coef": "non_negative", "tau": "rate", "entropy_coef": "non_negative",
+            "discount": "discount",
+        })  # fmt: skip
 
 
 def _check_choices(cfg: object, choices: dict[str, tuple[str, ...]]) -> None:
     for key, allowed in choices.items():
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"alg.{key}={getattr(cfg, key)!r}; choose one of {', '.join(allowed)}")
+        check_choice(cfg, "alg.", key, allowed)
 
 
 @dataclass
@@ -83,10 +81,13 @@ class ActorCriticConfig:
 
     def check(self) -> None:
         _check_choices(self, {"critic_targets": ("td_lambda", "one_step"), "lr_schedule": ("linear", "constant")})
-        if self.horizon < 1 or self.max_iterations < 1:
-            raise ConfigError(f"alg.horizon={self.horizon} and alg.max_iterations={self.max_iterations} must be >= 1")
-        if not 0 <= self.lam < 1:
-            raise ConfigError(f"alg.lam={self.lam} must lie in [0, 1)")
+        check_fields(self, "alg.", {
+            "horizon": "at_least_1", "max_iterations": "at_least_1", "gamma": "discount", "lam": "fraction",
+            "actor_hidden": "at_least_1", "critic_hidden": "at_least_1", "num_critics": "at_least_1",
+            "actor_lr": "positive", "critic_lr": "positive", "lr_min": "non_negative", "betas": "fraction",
+            "actor_grad_norm": "positive", "critic_grad_norm": "positive", "critic_iterations": "at_least_1",
+            "critic_batches": "at_least_1",
+        })  # fmt: skip
 
 
 @dataclass
@@ -143,8 +144,11 @@ class PWMConfig(ActorCriticConfig):
                 "wm_loss": ("pwm", "tdmpc2"),
             },
         )
-        if self.batch_size < 1:
-            raise ConfigError(f"alg.batch_size={self.batch_size} must be positive")
+        check_fields(self, "alg.", {
+            "batch_size": "at_least_1", "wm_lr": "positive", "wm_grad_norm": "positive",
+            "wm_iterations": "non_negative", "wm_bootstrap_iterations": "non_negative", "wm_batch_size": "at_least_1", "wm_horizon": "at_least_1",
+            "wm_consistency_coef": "non_negative", "buffer_size": "at_least_1", "rew_clamp": "positive",
+        })  # fmt: skip
         if (self.horizon * self.batch_size) % self.critic_batches:
             pairs = self.horizon * self.batch_size
             raise ConfigError(f"alg.critic_batches={self.critic_batches} must divide horizon*batch_size={pairs}")
@@ -172,8 +176,7 @@ class SHACConfig(ActorCriticConfig):
 
     def check(self) -> None:
         super().check()
-        if not 0 <= self.target_critic_alpha < 1:
-            raise ConfigError(f"alg.target_critic_alpha={self.target_critic_alpha} must lie in [0, 1)")
+        check_fields(self, "alg.", {"target_critic_alpha": "fraction"})
 
 
 @dataclass
@@ -189,3 +192,15 @@ class MPPIConfig:
     max_std: float = 2.0
     temperature: float = 0.5
     reward_space: str = "symexp"
+
+    def check(self) -> None:
+        check_fields(self, "eval.mppi.", {
+            "iterations": "at_least_1", "num_samples": "at_least_1", "num_elites": "at_least_1",
+            "num_pi_trajs": "non_negative", "horizon": "at_least_1", "min_std": "positive", "temperature": "positive",
+        })  # fmt: skip
+        if self.num_elites > self.num_samples or self.max_std < self.min_std:
+            raise ConfigError(
+                f"eval.mppi: num_elites={self.num_elites} must be <= num_samples={self.num_samples} and "
+                f"max_std={self.max_std} >= min_std={self.min_std}"
+            )
+        check_choice(self, "eval.mppi.", "reward_space", ("symlog", "symexp"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from pwm.config.algorithms import ActorCriticConfig, MPPIConfig, PWMConfig, TDMPC2Config
+from pwm.config.checks import check_choice, check_fields
 from pwm.config.world_model import WorldModelConfig
 from pwm.utils.errors import ConfigError
 
@@ -26,6 +27,10 @@ class LoggerConfig:
     progress: bool = True
     """Show a progress bar on a terminal."""
 
+    def check(self) -> None:
+        check_fields(self, "logger.", {"log_every": "at_least_1"})
+        check_choice(self, "logger.", "wandb_mode", ("offline", "online", "disabled"))
+
 
 @dataclass
 class RunConfig:
@@ -40,21 +45,27 @@ class RunConfig:
     """Steps between evaluations (also after the last step); 0 for none."""
     save_every: int = 500
     """Steps between run states (also after the last step)."""
+    save_minutes: float = 10.0
+    """Also write a run state when this many minutes have passed since the last one (0: only the step clock), so
+    that a long step clock never leaves a killed run with nothing to resume from."""
     keep_checkpoints: int = 3
     device: str = "auto"
     threads: int | None = None
     """torch CPU threads; None leaves torch's default."""
 
     RESUME_IGNORES = ("general.steps", "general.run_dir", "general.device", "general.threads", "general.eval_every",
-                      "general.save_every", "general.keep_checkpoints", "logger", "alg.max_iterations")  # fmt: skip
+                      "general.save_every", "general.save_minutes", "general.keep_checkpoints", "logger",
+                      "alg.max_iterations")  # fmt: skip
     """Keys that may change between an interrupted run and its resumption (the rest must match)."""
 
     def check(self) -> None:
-        for key in ("steps", "save_every", "keep_checkpoints"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"general.{key}={getattr(self, key)} must be at least 1")
-        if self.eval_every < 0:
-            raise ConfigError(f"general.eval_every={self.eval_every} must be >= 0 (0: no evaluation)")
+        check_fields(self, "general.", {
+            "steps": "at_least_1", "save_every": "at_least_1", "keep_checkpoints": "at_least_1",
+            "eval_every": "non_negative", "save_minutes": "non_negative", "threads": "at_least_1",
+        })  # fmt: skip
+        for name in ("eval_runs", "pretrain_steps"):
+            if hasattr(self, name):
+                check_fields(self, "general.", {name: "at_least_1" if name == "eval_runs" else "non_negative"})
 
 
 @dataclass
@@ -82,6 +93,7 @@ class TrainWorldModelConfig:
     def check(self) -> None:
         self.general.check()
         self.tdmpc2.check()
+        self.logger.check()
 
 
 @dataclass
@@ -183,6 +195,8 @@ class MultitaskConfig:
         except KeyError as err:
             raise ConfigError(err.args[0]) from None
         self.general.check()
-        if self.general.eval_every < 1 or self.general.eval_runs < 1:
-            raise ConfigError("general.eval_every and general.eval_runs must be positive")
+        if self.general.eval_every < 1:
+            raise ConfigError(f"general.eval_every={self.general.eval_every} must be >= 1 (multitask runs evaluate)")
         self.alg.check()
+        self.eval.mppi.check()
+        self.logger.check()

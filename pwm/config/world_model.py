@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from pwm.config.checks import check_fields
 from pwm.data.tasks import TASK_SETS, get_task
 from pwm.utils.errors import ConfigError
 
@@ -118,6 +119,12 @@ def _check_world_model(cfg: WorldModelConfig) -> None:
     if cfg.latent_dim % cfg.simnorm_dim:
         raise ConfigError(
             f"world_model.latent_dim={cfg.latent_dim} must be a multiple of simnorm_dim={cfg.simnorm_dim}"
+        )
+    check_fields(cfg, "world_model.", {"simnorm_dim": "at_least_1", "dropout": "fraction", "num_tasks": "at_least_1"})
+    if cfg.vmin >= cfg.vmax or cfg.log_std_min >= cfg.log_std_max:
+        raise ConfigError(
+            f"world_model: vmin={cfg.vmin} must be < vmax={cfg.vmax} and "
+            f"log_std_min={cfg.log_std_min} < log_std_max={cfg.log_std_max}"
         )
     if cfg.num_bins < 1:
         raise ConfigError(

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from pwm.algorithms.base import EnvData
 from pwm.checkpoint.run_state import read_run_state
@@ -57,6 +58,7 @@ class DflexRun(loop.Runner):
         c = cfg if isinstance(cfg, DflexConfig) else typed_config(cfg)
         c.alg.check()
         c.general.check()
+        c.logger.check()
         self.cfg, self.general, self.logger_cfg, self.run_dir = c, c.general, c.logger, Path(run_dir)
         self.alg_cfg, self.seed, self.env_name = c.alg, c.seed, c.env.name
         self.is_pwm = c.alg.name == "pwm"
@@ -83,8 +85,15 @@ class DflexRun(loop.Runner):
             return SHAC(obs_dim, action_dim, self.alg_cfg, self.device), None
         from pwm.algorithms.pwm_single_task import SingleTaskPWM
 
-        algo = SingleTaskPWM(obs_dim, action_dim, self.alg_cfg, self.device, num_envs=self.env.num_envs)
         c = self.alg_cfg
+        if c.wm_horizon >= self.env.episode_length:
+            raise ConfigError(
+                f"alg.wm_horizon={c.wm_horizon} must be shorter than {self.env_name}'s episodes "
+                f"({self.env.episode_length} steps): the world model trains on windows inside one episode"
+            )
+        algo = SingleTaskPWM(obs_dim, action_dim, c, self.device, num_envs=self.env.num_envs)
+        if self.logger_cfg.progress:
+            algo.progress = lambda total, desc: tqdm(total=total, desc=desc, leave=False, smoothing=0)
         buffer = ReplayBuffer(
             c.buffer_size, c.wm_batch_size, c.wm_horizon,
             max_episode_length=self.env.episode_length, seed=self.seed, device=self.device,

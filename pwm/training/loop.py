@@ -21,6 +21,8 @@ from pwm.checkpoint.run_state import CheckpointDir, RunStateError, Stateful, loa
 from pwm.config import LoggerConfig, RunConfig
 from pwm.training.metrics import MetricLogger
 from pwm.utils.device import resolve_device
+from pwm.utils.io import remove_partial_writes
+from pwm.utils.run_lock import RunDirLock
 from pwm.utils.seeding import seed_everything
 
 
@@ -60,6 +62,8 @@ class Runner:
     """False on the non-zero ranks of a data-parallel run: they neither log nor write files."""
     evaluate_at_start: bool = False
     """Evaluate (and save) once before the first step of a fresh run."""
+    save_on_time_clock: bool = True
+    """Also write a run state every ``general.save_minutes`` (off where ranks must agree on when to save)."""
     state: LoopState
 
     def run(self) -> dict[str, Any]:
@@ -94,21 +98,39 @@ class Runner:
     def after_save(self, step: int) -> None:
         """After each run state (main rank): exports such as the official-format world model."""
 
+    def partial_write_dirs(self) -> list[Path]:
+        """Directories besides the run directory and ``checkpoints/`` that this runner writes atomically into
+        (their leftover ``*.tmp`` files are removed at start)."""
+        return []
+
     def finish(self, last_eval: dict[str, float]) -> None:
         """After the last step: videos, data files, figures."""
 
 
 def run(runner: Runner) -> dict[str, Any]:
     """Train ``runner`` to ``general.steps`` (resuming if its run directory has a run state); return the last
-    metric row (empty when the run had already finished)."""
+    metric row (empty when the run had already finished). The main rank holds the run directory's lock."""
+    if not runner.is_main:
+        return _run(runner)
+    with RunDirLock(runner.run_dir):
+        return _run(runner)
+
+
+def _run(runner: Runner) -> dict[str, Any]:
     g = runner.general
     checkpoints = CheckpointDir(runner.run_dir / "checkpoints", keep=g.keep_checkpoints)
     runner.state = state = LoopState()
+    if runner.is_main:
+        for directory in (runner.run_dir, checkpoints.directory, *runner.partial_write_dirs()):
+            remove_partial_writes(directory)
     latest = checkpoints.latest()
     if latest is not None:
         state.step, extra = load_run_state(latest, runner.components, runner.config, ignore=type(g).RESUME_IGNORES)
         state.total_time = extra.get("total_time", 0.0)
         runner.restore(extra)
+    if runner.is_main:
+        resumed = f"resuming from step {state.step} ({latest})" if latest is not None else "starting at step 0"
+        print(f"{runner.run_dir}: {resumed}", flush=True)
     logger = MetricLogger(runner.run_dir, runner.logger_cfg, runner.config, runner.name) if runner.is_main else None
     try:
         if logger is not None:
@@ -130,6 +152,7 @@ class _Loop:
     def __init__(self, runner: Runner, checkpoints: CheckpointDir, logger: MetricLogger | None) -> None:
         self.runner, self.checkpoints, self.logger = runner, checkpoints, logger
         self.last_eval: dict[str, float] = {}
+        self.last_save = time.monotonic()
 
     def record(self, metrics: dict[str, float]) -> None:
         if self.logger is not None and metrics:
@@ -138,7 +161,8 @@ class _Loop:
     def train(self) -> dict[str, Any]:
         runner, g, state = self.runner, self.runner.general, self.runner.state
         log_every = runner.logger_cfg.log_every
-        bar = tqdm(total=g.steps, initial=state.step, disable=not (runner.logger_cfg.progress and runner.is_main))
+        show = runner.logger_cfg.progress and runner.is_main
+        bar = tqdm(total=g.steps, initial=state.step, disable=not show, smoothing=0, unit="step")
         start, start_step, row = time.perf_counter(), state.step, {}
         while state.step < g.steps:
             self.record(self._timed_step())
@@ -154,7 +178,7 @@ class _Loop:
                     extra.update({f"eval/{k}": v for k, v in self.last_eval.items()})
                 row = self.logger.dump(state.step, extra) if self.logger is not None else extra
                 bar.set_postfix(runner.postfix(row))
-            if state.step % g.save_every == 0 or last:
+            if state.step % g.save_every == 0 or last or self._time_to_save():
                 self.save(state.step)
         bar.close()
         return row
@@ -172,7 +196,12 @@ class _Loop:
         state.step += 1
         return metrics
 
+    def _time_to_save(self) -> bool:
+        due = self.runner.general.save_minutes * 60
+        return self.runner.save_on_time_clock and due > 0 and time.monotonic() - self.last_save >= due
+
     def save(self, step: int) -> None:
+        self.last_save = time.monotonic()
         extra = {**self.runner.checkpoint_extra(), "total_time": self.runner.state.total_time}
         if not self.runner.is_main:
             return

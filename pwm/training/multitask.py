@@ -77,6 +77,11 @@ class MultitaskRun(loop.Runner):
     def restore(self, extra: dict[str, Any]) -> None:
         self.results.truncate_after(self.state.step)
 
+    def start(self, fresh: bool) -> dict[str, float]:
+        if fresh:  # rows of a session killed before its first run state are evaluated again
+            self.results.truncate_after(-1)
+        return {}
+
     def postfix(self, row: dict[str, Any]) -> dict[str, str]:
         return {"return": f"{row.get('eval/return', float('nan')):.1f}",
                 "success": f"{row.get('eval/success', float('nan')):.2f}"}  # fmt: skip

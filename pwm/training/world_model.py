@@ -69,6 +69,7 @@ class WorldModelRun(loop.Runner):
         use_cuda = torch.cuda.is_available() and cfg.general.device != "cpu"
         self.dist = distributed.init_distributed("cuda" if use_cuda else None)
         self.is_main, self.name = self.dist.is_main, self.run_dir.name
+        self.save_on_time_clock = not self.dist.enabled  # every rank must take part in a save
         device = loop.start_up(cfg.general, cfg.seed, self.dist.local_rank)
         model = WorldModel(build_world_model_config(cfg)).to(device)
         wm_cfg = model.cfg
@@ -109,7 +110,15 @@ class WorldModelRun(loop.Runner):
             self.sampler.load_state_dict(rank_states[self.dist.rank])
 
     def after_save(self, step: int) -> None:
-        save_official(self.algo.model, self.run_dir / "models" / f"{step}.pt", layout="released")
+        """Export the model in the official layout and keep the newest ``general.keep_checkpoints`` exports."""
+        models = self.run_dir / "models"
+        save_official(self.algo.model, models / f"{step}.pt", layout="released")
+        exports = sorted((p for p in models.glob("*.pt") if p.stem.isdigit()), key=lambda p: int(p.stem))
+        for old in exports[: -self.general.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+
+    def partial_write_dirs(self) -> list[Path]:
+        return [self.run_dir / "models"]
 
 
 def train_world_model(cfg: TrainWorldModelConfig, run_dir: str | Path) -> dict[str, Any]:

@@ -42,3 +42,12 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_torch_save` leaves when a process dies mid-write; return them."""
+    directory = Path(directory)
+    stale = sorted(directory.glob("*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
