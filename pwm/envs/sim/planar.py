@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -50,6 +50,16 @@ def _solve2(m: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 @dataclass
 class PlanarConfig(EnvConfig):
     """Physics settings shared by the two planar tasks (fork values: armature 0.1, limit_kd 1.0, limit_ke 1e2)."""
+
+    LIMITS: ClassVar[dict[str, str]] = {
+        "substeps": ">= 1",
+        "dt": "> 0",
+        "action_scale": ">= 0",
+        "armature": ">= 0",
+        "joint_damping": ">= 0",
+        "pole_length": "> 0",
+        "pole_width": "> 0",
+    }
 
     num_envs: int = 1024
     episode_length: int = 240
@@ -92,6 +102,8 @@ class CartPoleConfig(PlanarConfig):
     swing-up into balancing. CartPole is not among PWM's published results; ``hanging`` is the default because it
     is the task the name describes."""
 
+    LIMITS: ClassVar[dict[str, str]] = {"cart_size": "> 0", "slider_limit": "> 0", "limit_ke": ">= 0"}
+
     start_pose: Literal["hanging", "upright"] = "hanging"
     cart_size: tuple[float, float, float] = (0.5, 0.5, 0.2)
     slider_limit: float = 4.0
@@ -106,10 +118,8 @@ class CartPoleSwingUpEnv(_PlanarEnv):
     action_dim = 1
 
     def __init__(self, cfg: CartPoleConfig | None = None, requires_grad: bool = False) -> None:
-        cfg = cfg or CartPoleConfig()
-        if cfg.start_pose not in ("hanging", "upright"):
-            raise ValueError(f"dflex_cartpole: start_pose must be 'hanging' or 'upright', got {cfg.start_pose!r}")
-        super().__init__(cfg, requires_grad)
+        super().__init__(cfg or CartPoleConfig(), requires_grad)
+        cfg = self.cfg
         self.cart_mass = _box_mass(*cfg.cart_size)
         self.pole_mass = _box_mass(cfg.pole_width, cfg.pole_width, cfg.pole_length)
         self.pole_com = cfg.pole_length / 2
@@ -155,6 +165,8 @@ class DoublePendulumConfig(PlanarConfig):
     ``elbow_offset`` is the distance of the elbow from the shoulder along the upper pole. The fork's URDF puts the
     elbow at the shoulder (offset 0: both poles turn about one point, which looks like an asset bug); the default
     1.0 puts it at the upper pole's tip, a real double pendulum. Set 0.0 to reproduce the fork."""
+
+    LIMITS: ClassVar[dict[str, str]] = {"elbow_offset": ">= 0"}
 
     elbow_offset: float = 1.0
 
