@@ -161,7 +161,8 @@ class BatchedEnv(abc.ABC):
         obs = self._observe(state)
         reward = self._reward(prev_obs if self.cfg.reward_timing == "pre" else obs, action)
         self.progress += 1
-        terminated = ~torch.isfinite(obs).all(-1)
+        blown_up = ~torch.isfinite(obs).all(-1)
+        terminated = blown_up
         if self.cfg.early_termination:
             terminated = terminated | self._terminated(obs)
         truncated = (self.progress >= self.episode_length) & ~terminated
@@ -170,6 +171,8 @@ class BatchedEnv(abc.ABC):
         # A non-finite state must not leak into the next rollout or the returns.
         reward = torch.where(torch.isfinite(reward), reward, torch.zeros_like(reward))
         if done.any():
+            if blown_up.any():  # a blown-up env's last observation is meaningless: hand back zeros, no gradient
+                info["obs_before_reset"] = torch.where(blown_up[:, None], torch.zeros_like(obs), obs)
             state, obs = self._reset_done(state, obs, done)
         self.state, self.obs = state, obs
         return EnvStep(obs.clone() if not self.requires_grad else obs, reward, terminated, truncated, info)

@@ -73,6 +73,22 @@ class PlanarConfig(EnvConfig):
     pole_width: float = 0.05
 
 
+class _FiniteGrad(torch.autograd.Function):
+    """Identity whose backward replaces non-finite gradients by 0, as the warp step does for its inputs.
+
+    A planar env whose state runs to inf/NaN is terminated and reset by ``BatchedEnv``; the gradient reaching its
+    blown-up step is 0, but 0 times an infinite derivative is NaN. Zeroing it here keeps that NaN out of the actions
+    and the earlier states (finite gradients pass unchanged)."""
+
+    @staticmethod
+    def forward(ctx, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        return tuple(t.view_as(t) for t in tensors)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        return tuple(None if g is None else torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grads)
+
+
 class _PlanarEnv(BatchedEnv):
     """Shared integrator: state ``{"q": [n, 2], "qd": [n, 2]}``, semi-implicit Euler over the substeps."""
 
@@ -84,6 +100,8 @@ class _PlanarEnv(BatchedEnv):
 
     def _simulate(self, state: State, action: torch.Tensor) -> State:
         q, qd = state["q"], state["qd"]
+        if torch.is_grad_enabled() and (q.requires_grad or qd.requires_grad or action.requires_grad):
+            q, qd, action = _FiniteGrad.apply(q, qd, action)
         h = self.cfg.dt / self.cfg.substeps
         for _ in range(self.cfg.substeps):
             qd = qd + h * self._accel(q, qd, action)
