@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -21,6 +21,10 @@ class AntConfig(FreeBaseConfig):
     substeps here because the contact is dflex's point-penalty model (not newton's collision pipeline, for which
     rewarped needed ~10x lower ke); the test suite checks that the Ant settles and stays at rest.
     """
+
+    LIMITS: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("armature", "joint_damping", "action_strength", "action_penalty"), ">= 0"
+    )
 
     num_envs: int = 128
     substeps: int = 16

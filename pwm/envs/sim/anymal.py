@@ -8,7 +8,7 @@ LF, RF, LH, RH legs, each HAA, HFE, KFE.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -31,6 +31,10 @@ class AnymalConfig(FreeBaseConfig):
     ``density``: ``None`` keeps the asset's explicit masses (51.6 kg, ANYmal C-like); a number applies dflex's rule
     instead (masses from the collision shapes at that density; 1000 gives about 27 kg).
     """
+
+    LIMITS: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("armature", "joint_stiffness", "joint_damping", "action_strength", "action_penalty"), ">= 0"
+    )
 
     num_envs: int = 64
     substeps: int = 16

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
+
+from pwm.envs.sim.checks import as_seed, check_config, check_device
 
 State = dict[str, torch.Tensor]
 RewardTiming = Literal["pre", "post"]
@@ -42,7 +44,11 @@ class EnvConfig:
     ``reward_timing`` picks between the two dflex versions: ``pre`` computes r(s_t, a_t) from the observation
     before the step (imgeorgiev/DiffRL, which PWM's published results used); ``post`` computes it from the
     observation after the step (NVlabs/DiffRL, the SHAC paper).
+
+    ``LIMITS``: the allowed range of numeric fields, checked at construction (``pwm.envs.sim.checks``).
     """
+
+    LIMITS: ClassVar[dict[str, str]] = {"num_envs": ">= 1", "episode_length": ">= 1"}
 
     num_envs: int = 64
     episode_length: int = 1000
@@ -64,18 +70,14 @@ class BatchedEnv(abc.ABC):
     name: str
     obs_dim: int
     action_dim: int
+    DEVICE_TYPES: ClassVar[tuple[str, ...] | None] = None  # device types the physics runs on (None: any)
 
     def __init__(self, cfg: EnvConfig, requires_grad: bool = False) -> None:
-        if cfg.num_envs < 1:
-            raise ValueError(f"{type(self).__name__}: num_envs must be >= 1, got {cfg.num_envs}")
-        if cfg.episode_length < 1:
-            raise ValueError(f"{type(self).__name__}: episode_length must be >= 1, got {cfg.episode_length}")
-        if cfg.reward_timing not in ("pre", "post"):
-            raise ValueError(f"{type(self).__name__}: reward_timing must be 'pre' or 'post', got {cfg.reward_timing!r}")
+        cfg = check_config(cfg, self.name)
         self.cfg = cfg
         self.num_envs = cfg.num_envs
         self.episode_length = cfg.episode_length
-        self.device = torch.device(cfg.device)
+        self.device = check_device(cfg.device, f"env {self.name}", self.DEVICE_TYPES)
         self.requires_grad = requires_grad
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
@@ -106,8 +108,9 @@ class BatchedEnv(abc.ABC):
 
     # ---- public API --------------------------------------------------------------------------------------------
     def seed(self, seed: int) -> None:
-        """Reseed the reset randomness; ``reset()`` after ``seed(s)`` repeats the same trajectories."""
-        self.generator.manual_seed(seed)
+        """Reseed the reset randomness; ``reset()`` after ``seed(s)`` repeats the same trajectories. Any integer
+        (numpy ones included) is a seed; anything else is a one-line ConfigError."""
+        self.generator.manual_seed(as_seed(seed, self.name))
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every env (fresh randomised start states); returns the ``[num_envs, obs_dim]`` observation."""
@@ -158,7 +161,8 @@ class BatchedEnv(abc.ABC):
         obs = self._observe(state)
         reward = self._reward(prev_obs if self.cfg.reward_timing == "pre" else obs, action)
         self.progress += 1
-        terminated = ~torch.isfinite(obs).all(-1)
+        blown_up = ~torch.isfinite(obs).all(-1)
+        terminated = blown_up
         if self.cfg.early_termination:
             terminated = terminated | self._terminated(obs)
         truncated = (self.progress >= self.episode_length) & ~terminated
@@ -167,6 +171,8 @@ class BatchedEnv(abc.ABC):
         # A non-finite state must not leak into the next rollout or the returns.
         reward = torch.where(torch.isfinite(reward), reward, torch.zeros_like(reward))
         if done.any():
+            if blown_up.any():  # a blown-up env's last observation is meaningless: hand back zeros, no gradient
+                info["obs_before_reset"] = torch.where(blown_up[:, None], torch.zeros_like(obs), obs)
             state, obs = self._reset_done(state, obs, done)
         self.state, self.obs = state, obs
         return EnvStep(obs.clone() if not self.requires_grad else obs, reward, terminated, truncated, info)

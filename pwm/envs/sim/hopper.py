@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -24,6 +24,13 @@ class HopperConfig(WarpEnvConfig):
     slides are damped too), limit stiffness 1e3. Contact: ke 2e4, kd 2e3 (the PWM fork's ke/10), kf 1e3, mu 0.9 —
     dflex's values, stable at 16 substeps with the point-penalty contact.
     """
+
+    LIMITS: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("armature", "joint_damping", "action_strength", "init_noise"), ">= 0"),
+        **dict.fromkeys(("termination_height_tolerance", "height_reward_clip", "height_penalty"), ">= 0"),
+        "action_penalty": ">= 0",
+        "termination_angle": "> 0",
+    }
 
     num_envs: int = 64
     substeps: int = 16

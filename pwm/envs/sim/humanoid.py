@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, mjcf_dof_names
 from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
+from pwm.utils.errors import ConfigError
 
 # dflex's motor strengths by joint name (its MJCF tree order is the order below; nv_humanoid.xml has the same tree)
 HUMANOID_STRENGTHS: dict[str, float] = {
@@ -46,6 +47,10 @@ class HumanoidConfig(FreeBaseConfig):
     always-on limit damping 10, limit stiffness 1e3. Contact: ke 2e4, kd 2e3 (the PWM fork's ke/10), kf 1e3,
     mu 0.75, stable at 48 substeps with the point-penalty contact. Torques: a * 0.35 * strength (by joint name).
     """
+
+    LIMITS: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("action_scale", "strengths", "termination_height_tolerance", "height_reward_clip", "height_penalty"), ">= 0"
+    ) | {"action_penalty": ">= 0"}
 
     num_envs: int = 64
     substeps: int = 48
@@ -93,7 +98,9 @@ class HumanoidEnv(FreeBaseRobotEnv):
             raise RuntimeError(f"nv_humanoid.xml: {len(names)} joint names for {len(builder.joint_qd) - 6} DoFs")
         missing = sorted(set(names) - set(cfg.strengths))
         if missing:
-            raise ValueError(f"HumanoidConfig.strengths lacks {missing}")
+            raise ConfigError(
+                f"env {self.name}: strengths lacks {missing}; it needs a strength for every actuated joint"
+            )
         self.dof_names = names
         strength = torch.tensor([cfg.strengths[n] for n in names], dtype=torch.float32)
         self.torque_scale = (cfg.action_scale * strength).to(self.device)

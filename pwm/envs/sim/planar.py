@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -51,6 +51,16 @@ def _solve2(m: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 class PlanarConfig(EnvConfig):
     """Physics settings shared by the two planar tasks (fork values: armature 0.1, limit_kd 1.0, limit_ke 1e2)."""
 
+    LIMITS: ClassVar[dict[str, str]] = {
+        "substeps": ">= 1",
+        "dt": "> 0",
+        "action_scale": ">= 0",
+        "armature": ">= 0",
+        "joint_damping": ">= 0",
+        "pole_length": "> 0",
+        "pole_width": "> 0",
+    }
+
     num_envs: int = 1024
     episode_length: int = 240
     early_termination: bool = False
@@ -61,6 +71,22 @@ class PlanarConfig(EnvConfig):
     joint_damping: float = 1.0
     pole_length: float = 1.0
     pole_width: float = 0.05
+
+
+class _FiniteGrad(torch.autograd.Function):
+    """Identity whose backward replaces non-finite gradients by 0, as the warp step does for its inputs.
+
+    A planar env whose state runs to inf/NaN is terminated and reset by ``BatchedEnv``; the gradient reaching its
+    blown-up step is 0, but 0 times an infinite derivative is NaN. Zeroing it here keeps that NaN out of the actions
+    and the earlier states (finite gradients pass unchanged)."""
+
+    @staticmethod
+    def forward(ctx, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        return tuple(t.view_as(t) for t in tensors)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        return tuple(None if g is None else torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grads)
 
 
 class _PlanarEnv(BatchedEnv):
@@ -74,6 +100,8 @@ class _PlanarEnv(BatchedEnv):
 
     def _simulate(self, state: State, action: torch.Tensor) -> State:
         q, qd = state["q"], state["qd"]
+        if torch.is_grad_enabled() and (q.requires_grad or qd.requires_grad or action.requires_grad):
+            q, qd, action = _FiniteGrad.apply(q, qd, action)
         h = self.cfg.dt / self.cfg.substeps
         for _ in range(self.cfg.substeps):
             qd = qd + h * self._accel(q, qd, action)
@@ -92,6 +120,8 @@ class CartPoleConfig(PlanarConfig):
     swing-up into balancing. CartPole is not among PWM's published results; ``hanging`` is the default because it
     is the task the name describes."""
 
+    LIMITS: ClassVar[dict[str, str]] = {"cart_size": "> 0", "slider_limit": "> 0", "limit_ke": ">= 0"}
+
     start_pose: Literal["hanging", "upright"] = "hanging"
     cart_size: tuple[float, float, float] = (0.5, 0.5, 0.2)
     slider_limit: float = 4.0
@@ -106,10 +136,8 @@ class CartPoleSwingUpEnv(_PlanarEnv):
     action_dim = 1
 
     def __init__(self, cfg: CartPoleConfig | None = None, requires_grad: bool = False) -> None:
-        cfg = cfg or CartPoleConfig()
-        if cfg.start_pose not in ("hanging", "upright"):
-            raise ValueError(f"dflex_cartpole: start_pose must be 'hanging' or 'upright', got {cfg.start_pose!r}")
-        super().__init__(cfg, requires_grad)
+        super().__init__(cfg or CartPoleConfig(), requires_grad)
+        cfg = self.cfg
         self.cart_mass = _box_mass(*cfg.cart_size)
         self.pole_mass = _box_mass(cfg.pole_width, cfg.pole_width, cfg.pole_length)
         self.pole_com = cfg.pole_length / 2
@@ -155,6 +183,8 @@ class DoublePendulumConfig(PlanarConfig):
     ``elbow_offset`` is the distance of the elbow from the shoulder along the upper pole. The fork's URDF puts the
     elbow at the shoulder (offset 0: both poles turn about one point, which looks like an asset bug); the default
     1.0 puts it at the upper pole's tip, a real double pendulum. Set 0.0 to reproduce the fork."""
+
+    LIMITS: ClassVar[dict[str, str]] = {"elbow_offset": ">= 0"}
 
     elbow_offset: float = 1.0
 

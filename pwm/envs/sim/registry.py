@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pwm.envs.sim.base import BatchedEnv
+from pwm.envs.sim.checks import check_config
 from pwm.utils.errors import ConfigError
 
 # name -> (module, env class, config class)
@@ -36,7 +37,8 @@ def task_classes(name: str) -> tuple[type[BatchedEnv], type]:
 
 
 def make_env_config(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
-    """Task ``name``'s config dataclass with ``overrides`` applied; an unknown key is a one-line ConfigError."""
+    """Task ``name``'s config dataclass with ``overrides`` applied and checked (``pwm.envs.sim.checks``); an unknown
+    key or a bad value is a one-line ConfigError."""
     _, cfg_cls = task_classes(name)
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     overrides = dict(overrides or {})
@@ -46,7 +48,7 @@ def make_env_config(name: str, overrides: Mapping[str, Any] | None = None) -> An
     for key, value in overrides.items():
         if isinstance(value, list):
             overrides[key] = tuple(value)
-    return cfg_cls(**overrides)
+    return check_config(cfg_cls(**overrides), name)
 
 
 def make_dflex_env(name: str, overrides: Mapping[str, Any] | None = None, requires_grad: bool = False) -> BatchedEnv:

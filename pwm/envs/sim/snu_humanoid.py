@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, prepar
 from pwm.envs.sim.articulation.env import WarpArticulationEnv, WarpEnvConfig
 from pwm.envs.sim.articulation.frames import quat_mul, quat_rotate
 from pwm.envs.sim.base import State
+from pwm.envs.sim.checks import check_config
 from pwm.envs.sim.muscles import SNU_MUSCLE_FILE, BallSprings, MuscleModel, load_muscle_table
 
 # The pelvis frame of our asset (x forward, z up) expressed as SNU's (x left, y up, z forward): a 120 degree turn
@@ -47,6 +48,10 @@ class SNUHumanoidConfig(WarpEnvConfig):
     ``joint_noise``: 0.2 is the fork's stochastic init (added to every joint coordinate, ball quaternions
     renormalised here); NVlabs uses 0.
     """
+
+    LIMITS: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("armature", "joint_stiffness", "joint_damping", "muscle_strength_scale", "action_penalty"), ">= 0"
+    ) | dict.fromkeys(("pos_noise", "rot_noise", "joint_noise", "qd_noise"), ">= 0")
 
     num_envs: int = 64
     substeps: int = 48
@@ -89,9 +94,7 @@ class SNUHumanoidEnv(WarpArticulationEnv):
     cfg: SNUHumanoidConfig
 
     def __init__(self, cfg: SNUHumanoidConfig | None = None, requires_grad: bool = False) -> None:
-        cfg = cfg if cfg is not None else SNUHumanoidConfig()
-        if cfg.muscle_activation not in ("signed", "unit"):
-            raise ValueError(f"muscle_activation must be 'signed' or 'unit', got {cfg.muscle_activation!r}")
+        cfg = check_config(cfg if cfg is not None else SNUHumanoidConfig(), self.name)
         muscle_file = SNU_MUSCLE_FILE if cfg.muscle_file is None else cfg.muscle_file
         self.muscle_table = load_muscle_table(muscle_file)
         if self.muscle_table.num_muscles != self.action_dim:

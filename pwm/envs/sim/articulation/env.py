@@ -9,7 +9,7 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from pwm.envs.sim.articulation.frames import (
 from pwm.envs.sim.articulation.kernels import import_newton
 from pwm.envs.sim.articulation.simulator import ContactParams, WarpSim
 from pwm.envs.sim.base import BatchedEnv, EnvConfig, State
+from pwm.utils.errors import ConfigError
 
 
 @dataclass
@@ -35,6 +36,19 @@ class WarpEnvConfig(EnvConfig):
     once per control step). ``contact_*``: see ``ground_contact_kernel``. ``limit_ke``/``limit_kd``: dflex's joint
     limit stiffness and its always-on damping. ``density``: the mass-from-shapes density.
     """
+
+    LIMITS: ClassVar[dict[str, str]] = {
+        "substeps": ">= 1",
+        "dt": "> 0",
+        "mm_interval": ">= 1",
+        "contact_ke": ">= 0",
+        "contact_kd": ">= 0",
+        "contact_kf": ">= 0",
+        "contact_mu": ">= 0",
+        "limit_ke": ">= 0",
+        "limit_kd": ">= 0",
+        "density": "> 0",
+    }
 
     substeps: int = 16
     dt: float = 1.0 / 60.0
@@ -64,6 +78,7 @@ class WarpArticulationEnv(BatchedEnv):
     cfg: WarpEnvConfig
     free_base: bool = True  # q starts with a free joint (pos 3, quat 4), qd with (v_com 3, omega 3)
     ASSET: str  # the robot's MJCF: a file in ``assets/``, or ``newton:<name>`` for one shipped with newton
+    DEVICE_TYPES = ("cpu", "cuda")  # warp runs on these
 
     @classmethod
     def asset_path(cls) -> str:
@@ -72,6 +87,9 @@ class WarpArticulationEnv(BatchedEnv):
 
     def __init__(self, cfg: WarpEnvConfig, requires_grad: bool = False) -> None:
         super().__init__(cfg, requires_grad)
+        cfg = self.cfg
+        if cfg.mm_interval is not None and cfg.mm_interval > cfg.substeps:
+            raise ConfigError(f"env {self.name}: mm_interval={cfg.mm_interval} must be <= substeps={cfg.substeps}")
         newton = import_newton()
         robot = newton.ModelBuilder(up_axis=newton.Axis.Z)
         self._build_robot(robot)
@@ -219,6 +237,13 @@ class FreeBaseConfig(WarpEnvConfig):
     """Settings of the free-floating robots (Ant, Anymal, Humanoid): start pose, dflex's reset noise, the heading
     target and the termination height. An empty ``start_joint_q`` starts every joint at 0."""
 
+    LIMITS: ClassVar[dict[str, str]] = {
+        "pos_noise": ">= 0",
+        "rot_noise": ">= 0",
+        "joint_noise": ">= 0",
+        "qd_noise": ">= 0",
+    }
+
     start_height: float = 0.75
     start_joint_q: tuple[float, ...] = ()
     pos_noise: float = 0.1
@@ -236,6 +261,13 @@ class FreeBaseRobotEnv(WarpArticulationEnv):
 
     cfg: FreeBaseConfig
     torque_scale: torch.Tensor | float
+
+    def __init__(self, cfg: FreeBaseConfig, requires_grad: bool = False) -> None:
+        super().__init__(cfg, requires_grad)
+        joints = self.nq - 7
+        if self.cfg.start_joint_q and len(self.cfg.start_joint_q) != joints:
+            n = len(self.cfg.start_joint_q)
+            raise ConfigError(f"env {self.name}: start_joint_q has {n} values; it must have {joints} (or none)")
 
     def _joint_forces(self, action: torch.Tensor) -> torch.Tensor:
         root = torch.zeros(action.shape[0], 6, device=action.device, dtype=action.dtype)
