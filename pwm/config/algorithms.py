@@ -146,7 +146,8 @@ class PWMConfig(ActorCriticConfig):
         )
         check_fields(self, "alg.", {
             "batch_size": "at_least_1", "wm_lr": "positive", "wm_grad_norm": "positive",
-            "wm_iterations": "non_negative", "wm_bootstrap_iterations": "non_negative", "wm_batch_size": "at_least_1", "wm_horizon": "at_least_1",
+            "wm_iterations": "non_negative", "wm_bootstrap_iterations": "non_negative", "wm_batch_size": "at_least_1",
+            "wm_horizon": "at_least_1",
             "wm_consistency_coef": "non_negative", "buffer_size": "at_least_1", "rew_clamp": "positive",
         })  # fmt: skip
         if (self.horizon * self.batch_size) % self.critic_batches:
