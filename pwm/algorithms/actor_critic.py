@@ -40,7 +40,16 @@ def actor_step(actor: nn.Module, optim: torch.optim.Optimizer, loss: torch.Tenso
     if not torch.isfinite(norm):
         raise FloatingPointError(f"{who}: actor gradient norm is {norm.item()}")
     optim.step()
+    if not all(bool(torch.isfinite(p).all()) for p in actor.parameters()):
+        raise FloatingPointError(f"{who}: the actor's parameters became NaN/inf in its step (learning rate too high?)")
     return float(norm)
+
+
+def check_actions(action: torch.Tensor, who: str) -> torch.Tensor:
+    """Stop a diverged actor before its NaN/inf actions reach the simulator (which would reject them)."""
+    if not bool(torch.isfinite(action).all()):
+        raise FloatingPointError(f"{who}: the actor's actions are NaN/inf (learning rate too high?)")
+    return action
 
 
 def critic_targets(

@@ -13,7 +13,14 @@ import copy
 
 import torch
 
-from pwm.algorithms.actor_critic import actor_step, apply_lr_schedule, critic_targets, fit_critic, scaled_actor_loss
+from pwm.algorithms.actor_critic import (
+    actor_step,
+    apply_lr_schedule,
+    check_actions,
+    critic_targets,
+    fit_critic,
+    scaled_actor_loss,
+)
 from pwm.algorithms.base import Algorithm, EnvData
 from pwm.config import SHACConfig
 from pwm.envs.sim.base import BatchedEnv
@@ -92,7 +99,7 @@ class SHAC(Algorithm):
         for t in range(cfg.horizon):
             self.obs_rms.update(obs)
             x = self.normalize(obs, stats)
-            action = torch.tanh(self.actor(x))
+            action = check_actions(torch.tanh(self.actor(x)), f"SHAC epoch {self.iteration}")
             out = env.step(action)
             if on_step is not None:
                 on_step(action.detach(), out)

@@ -90,15 +90,17 @@ class TDMPC2(Algorithm):
             td = td_targets(model, next_z, batch.reward, task, discount, not_done)
         model.train()
         loss, metrics, zs = world_model_loss(model, batch, next_z, td, cfg)
-        grad_norm = self._step(self.optim, loss, self.wm_params)
+        grad_norm = self._step(self.optim, loss, self.wm_params, "world-model loss")
         pi_loss, pi_metrics = policy_prior_loss(model, zs.detach(), task, self.scale, cfg)
-        pi_grad_norm = self._step(self.pi_optim, pi_loss, list(model._pi.parameters()))
+        pi_grad_norm = self._step(self.pi_optim, pi_loss, list(model._pi.parameters()), "policy-prior loss")
         model.update_target_Q(cfg.tau)
         model.eval()
         out = {**metrics, **pi_metrics, "grad_norm": grad_norm, "pi_grad_norm": pi_grad_norm}
         return {f"wm/{k}": float(v.detach()) for k, v in out.items()}
 
-    def _step(self, optim: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
+    def _step(
+        self, optim: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], name: str
+    ) -> torch.Tensor:
         optim.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_sync is not None:
@@ -106,6 +108,6 @@ class TDMPC2(Algorithm):
         grad_norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
             optim.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(f"non-finite loss ({loss.item():.4g}) or grad norm ({grad_norm.item():.4g})")
+            raise NonFiniteLossError(f"{name} is {loss.item():.4g} (gradient norm {grad_norm.item():.4g})")
         optim.step()
         return grad_norm

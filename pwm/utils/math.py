@@ -38,7 +38,7 @@ class BinSupport:
     def _lower_bin(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of the bin below symlog(x) and the fraction of the way to the next bin."""
         pos = (symlog(x).clamp(self.vmin, self.vmax) - self.vmin) / self.bin_size
-        idx = pos.floor()
+        idx = pos.floor().nan_to_num(0.0)  # a NaN target keeps a valid index; its NaN weight makes the loss NaN
         return idx.long(), pos - idx
 
 
