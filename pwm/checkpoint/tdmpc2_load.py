@@ -67,6 +67,12 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {err}") from None
     except Exception as err:  # torch.load raises many types (pickle, zip, EOF, runtime) for a bad file
         raise CheckpointError(f"checkpoint {path}: torch.load cannot read it ({_one_line(err)})") from None
+    if isinstance(obj, Mapping) and "format_version" in obj and "components" in obj:
+        raise CheckpointError(
+            f"{path} is a pwm run state (checkpoints/state_*.pt), not a world-model checkpoint; its world model is "
+            "under components.algo (model for TD-MPC2 runs, world_model for single-task PWM); train_world_model.py "
+            "also writes it as a checkpoint, models/<step>.pt"
+        )
     return _unwrap(obj, f"checkpoint {path}")
 
 
