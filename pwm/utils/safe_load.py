@@ -29,7 +29,7 @@ TRUST_ENV = "PWM_TRUST_FILES"
 _LOCK = threading.Lock()
 # How the weights-only unpickler names what it refused (torch 2.4 .. 2.13 wording).
 _REFUSED = (
-    re.compile(r"GLOBAL (\S+) was not an allowed global"),
+    re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)"),
     re.compile(r"but got <class '([^']+)'>"),
     re.compile(r"unrecognized function (\S+)"),
 )
@@ -89,7 +89,8 @@ def _refused_type(message: str) -> str | None:
     for pattern in _REFUSED:
         found = pattern.search(message)
         if found:
-            return found.group(1).rstrip(".")
+            name = found.group(1).strip("`.")
+            return name if "." in name else f"builtins.{name}"  # torch names builtins without their module
     return None
 
 
