@@ -352,7 +352,7 @@ def test_export_round_trip(tmp_path, layout, present, absent):
     src = make_model(MT, seed=10)
     path = save_official(src, tmp_path / "out.pt", layout)
     assert not list(tmp_path.glob("*.tmp"))
-    raw = torch.load(path, weights_only=False)["model"]
+    raw = torch.load(path, weights_only=True)["model"]
     assert all(k in raw for k in present) and not any(k in raw for k in absent)
     assert detect_layout(raw) == layout
     dst = make_model(MT, seed=11)

@@ -27,7 +27,7 @@ import torch
 
 TRUST_ENV = "PWM_TRUST_FILES"
 _LOCK = threading.Lock()
-# How the weights-only unpickler names what it refused (torch 2.4 .. 2.13 wording).
+# How the weights-only unpickler names what it refused (its wording in torch 2.13).
 _REFUSED = (
     re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)"),
     re.compile(r"but got <class '([^']+)'>"),
@@ -50,7 +50,8 @@ def dataset_chunk_types() -> tuple[Any, ...]:
     from tensordict import TensorDict
     from tensordict._reductions import _make_td
 
-    return (TensorDict, _make_td, (dict, "tensordict.utils._StringOnlyDict"))
+    old_keys = ((dict, "tensordict.utils._StringOnlyDict"),) if torch.__version__ >= (2, 6) else ()  # pairs: 2.6+
+    return (TensorDict, _make_td, *old_keys)
 
 
 class UnsafeFileError(ValueError):
