@@ -11,10 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
-from pwm.checkpoint.run_state import CheckpointDir, RunStateError, read_run_state
+from pwm.checkpoint.run_state import CheckpointDir, RunStateError, read_best_policy, read_run_state
 from pwm.config import ConfigError
 from pwm.training.dflex import DflexRun
 from pwm.training.evaluate import evaluate
@@ -26,7 +25,7 @@ def load_policy_run(run_dir: Path, which: str, episodes: int, device: str) -> Df
         path = run_dir / "best_policy.pt"
         if not path.is_file():
             raise ConfigError(f"{path} does not exist (was {run_dir} written by train_dflex.py?)")
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = read_best_policy(path)
         config, state = payload["config"], payload["algo"]
     else:
         latest = CheckpointDir(run_dir / "checkpoints").latest()

@@ -352,7 +352,7 @@ def test_export_round_trip(tmp_path, layout, present, absent):
     src = make_model(MT, seed=10)
     path = save_official(src, tmp_path / "out.pt", layout)
     assert not list(tmp_path.glob("*.tmp"))
-    raw = torch.load(path, weights_only=False)["model"]
+    raw = torch.load(path, weights_only=True)["model"]
     assert all(k in raw for k in present) and not any(k in raw for k in absent)
     assert detect_layout(raw) == layout
     dst = make_model(MT, seed=11)
@@ -424,3 +424,21 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert "_pi.1.weight" in err[0] and "missing.pt: no such file" in err[1] and "walker-fly" in err[2]
+
+
+def test_cli_names_a_run_state_as_such(tmp_path, capsys):
+    """A run state given to the checkpoint tool is named for what it is, in one line, for every command."""
+    from pwm.checkpoint.run_state import save_run_state
+
+    state = tmp_path / "checkpoints" / "state_000000002.pt"
+    save_run_state(state, {"algo": torch.nn.Linear(2, 2)}, step=2, config={"seed": 1})
+    capsys.readouterr()
+    assert tdmpc2_cli.main(["inspect", str(state)]) == 1
+    assert tdmpc2_cli.main(["verify", str(state), "--task", "mt30"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    for line in err:
+        assert line.startswith(
+            f"error: {state} is a pwm run state (checkpoints/state_*.pt), not a world-model checkpoint"
+        )
+        assert "its world model is under components.algo" in line

@@ -18,6 +18,7 @@ import torch
 
 import pwm
 from pwm.utils.io import atomic_torch_save
+from pwm.utils.safe_load import BEST_POLICY, RUN_STATE, UnsafeFileError, safe_torch_load
 from pwm.utils.seeding import capture_rng, restore_rng
 
 FORMAT_VERSION = 1
@@ -76,7 +77,7 @@ def save_run_state(
         "rng": capture_rng(),
         "config": dict(config),
         "extra": extra or {},
-        "versions": {"pwm": pwm.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {"pwm": str(pwm.__version__), "torch": str(torch.__version__), "python": platform.python_version()},
     }
     atomic_torch_save(payload, path)
 
@@ -86,12 +87,33 @@ def read_run_state(path: str | Path) -> dict:
     if not path.is_file():
         raise RunStateError(f"no run state at {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = safe_torch_load(path, what="run state", allow=RUN_STATE, map_location="cpu")
+    except UnsafeFileError as err:
+        raise RunStateError(str(err)) from None
     except Exception as err:  # a truncated or foreign file: torch raises many types
-        raise RunStateError(f"{path} is not a readable run state ({type(err).__name__}: {err})") from None
+        raise RunStateError(f"{path} is not a readable run state ({_one_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RunStateError(f"{path} is not a pwm run state (format_version {FORMAT_VERSION} expected)")
     return payload
+
+
+def read_best_policy(path: str | Path) -> dict:
+    """A ``best_policy.pt`` (``{"algo": state, "iteration", "eval", "config"}``, written by the dflex runner)."""
+    path = Path(path)
+    try:
+        payload = safe_torch_load(path, what="best-policy file", allow=BEST_POLICY, map_location="cpu")
+    except UnsafeFileError as err:
+        raise RunStateError(str(err)) from None
+    except Exception as err:  # a truncated or foreign file: torch raises many types
+        raise RunStateError(f"{path} is not readable ({_one_line(err)})") from None
+    if not isinstance(payload, dict):
+        raise RunStateError(f"{path} holds a {type(payload).__name__}, expected a best-policy dict")
+    return payload
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[: limit - 3] + '...' if len(text) > limit else text}"
 
 
 def check_config(payload: dict, config: Mapping, path: Path, ignore: tuple[str, ...] = ()) -> None:

@@ -27,6 +27,7 @@ from pwm.checkpoint.tdmpc2_layouts import (
     convert,
 )
 from pwm.models.world_model import WorldModel
+from pwm.utils.safe_load import CHECKPOINT, UnsafeFileError, safe_torch_load
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class LoadReport:
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint file and return its state dict (``{"model": sd}`` is unwrapped).
 
-    ``weights_only=False`` because files from current TD-MPC2 code hold tensordict metadata (``torch.Size``,
-    ``torch.device``) that the weights-only unpickler rejects; only load files you trust. Metadata entries are
-    returned as stored.
+    Read weights-only (:mod:`pwm.utils.safe_load`): the tensordict metadata that files from current TD-MPC2 code
+    hold (``torch.Size``, ``torch.device``) is in torch's built-in set; a file that needs any other type is
+    refused unless ``PWM_TRUST_FILES=1``. Metadata entries are returned as stored.
     """
     path = Path(path)
     if not path.exists():
@@ -61,9 +62,17 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path}: is a directory, expected a .pt file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = safe_torch_load(path, what="world-model checkpoint", allow=CHECKPOINT, map_location="cpu")
+    except UnsafeFileError as err:
+        raise CheckpointError(f"checkpoint {err}") from None
     except Exception as err:  # torch.load raises many types (pickle, zip, EOF, runtime) for a bad file
         raise CheckpointError(f"checkpoint {path}: torch.load cannot read it ({_one_line(err)})") from None
+    if isinstance(obj, Mapping) and "format_version" in obj and "components" in obj:
+        raise CheckpointError(
+            f"{path} is a pwm run state (checkpoints/state_*.pt), not a world-model checkpoint; its world model is "
+            "under components.algo (model for TD-MPC2 runs, world_model for single-task PWM); train_world_model.py "
+            "also writes it as a checkpoint, models/<step>.pt"
+        )
     return _unwrap(obj, f"checkpoint {path}")
 
 

@@ -180,15 +180,12 @@ class ReplayBuffer(_WindowSampler):
         self._index = None
 
     def export_episodes(self) -> list[dict[str, Any]]:
-        """The stored episodes, oldest first, as arrays ``add_episode`` takes (for run states)."""
+        """The stored episodes, oldest first, as tensors ``add_episode`` takes (for run states, read weights-only)."""
         out = []
         for e in self._episodes:
             rows = slice(e.start, e.start + e.rows)
-            s = self._storage
-            out.append({
-                "obs": s["obs"][rows].copy(), "action": s["action"][rows][1:].copy(),
-                "reward": s["reward"][rows][1:].copy(), "terminated": s["terminated"][rows][1:].copy(), "task": e.task,
-            })  # fmt: skip
+            arrays = {k: v[rows] if k == "obs" else v[rows][1:] for k, v in self._storage.items()}
+            out.append({**{k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, "task": e.task})
         return out
 
     def state_dict(self, with_episodes: bool = False) -> dict[str, Any]:

@@ -9,7 +9,7 @@ never read. TD-MPC2 chunks have T = 501 (mt30) or 101 (mt80), obs zero-padded to
 Why a converted cache rather than reading the pickles directly: a pickled TensorDict opened with
 ``torch.load(mmap=True)`` is lazy (measured here: a 128 MB chunk opens in 2 ms without raising RSS), so the
 conversion itself streams in ~64 MB blocks of episodes. But reading the pickle on every run would mean
-unpickling with ``weights_only=False`` on every run, tying training to tensordict's pickle format, accepting
+unpickling on every run, tying training to tensordict's pickle format, accepting
 whatever memory layout the writer left (a view of a larger storage, or a legacy non-zip file that only loads
 fully into RAM), and re-scanning the ``[N, T]`` task column to find each episode's task. So each source file is
 validated once and copied into ``<cache>/<name>-<key>/`` as plain ``.npy`` files (obs, action, reward, and the
@@ -18,8 +18,8 @@ contiguous, paged in on demand and evictable, so a dataset larger than RAM train
 ~128 GB of RAM). A ``COMPLETE`` marker is written last and the directory is renamed into place, so an interrupted
 conversion is detected and redone. The key hashes the file's name, size, mtime and the expected layout, so an
 edited source gets a fresh cache. The price is a second copy on disk; point ``cache_dir`` at another disk if
-needed. Converting unpickles the source (``weights_only=False``: a TensorDict is not a plain tensor container), so
-only open files from a source you trust.
+needed. Converting unpickles the source weights-only (:mod:`pwm.utils.safe_load`), allowing the TensorDict types
+and nothing else, so a crafted chunk cannot run code (``PWM_TRUST_FILES=1`` lifts this for files you trust).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from pwm.data.tasks import TaskSet, get_task_set
+from pwm.utils.safe_load import UnsafeFileError, dataset_chunk_types, safe_torch_load
 
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".pwm_cache"
@@ -331,16 +332,21 @@ def _alive(pid: int) -> bool:
 
 
 def _read_source(source: Path) -> object:
-    """Load lazily (``mmap=True``) when the file allows it, else fully (legacy non-zip files)."""
+    """Load lazily (``mmap=True``) when the file allows it, else fully (legacy non-zip files); weights-only."""
+    allow = dataset_chunk_types()
     try:
-        return torch.load(source, map_location="cpu", mmap=True, weights_only=False)
+        return safe_torch_load(source, what="dataset chunk", allow=allow, map_location="cpu", mmap=True)
+    except UnsafeFileError as e:
+        raise DatasetError(str(e)) from None
     except RuntimeError as e:
         if "mmap" not in str(e):
             raise DatasetError(f"{source}: torch.load failed: {_first_line(e)}") from e
     except Exception as e:
         raise DatasetError(f"{source}: torch.load failed: {type(e).__name__}: {_first_line(e)}") from e
     try:
-        return torch.load(source, map_location="cpu", weights_only=False)
+        return safe_torch_load(source, what="dataset chunk", allow=allow, map_location="cpu")
+    except UnsafeFileError as e:
+        raise DatasetError(str(e)) from None
     except Exception as e:
         raise DatasetError(f"{source}: torch.load failed: {type(e).__name__}: {_first_line(e)}") from e
 

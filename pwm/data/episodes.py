@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pwm.utils.io import atomic_torch_save
+from pwm.utils.safe_load import EPISODES, UnsafeFileError, safe_torch_load
 
 FORMAT = "pwm-episodes-v1"
 
@@ -87,23 +88,29 @@ class EpisodeRecorder:
             self._start[i] = reset_obs.detach().cpu().numpy()
 
     def state_dict(self) -> dict:
-        """Episodes in progress and the recent-return window, so a resumed run records them whole."""
+        """Episodes in progress and the recent-return window, so a resumed run records them whole.
+
+        Tensors and plain values only (a run state loads weights-only): the numpy rows are stored as tensors and
+        turned back into the same numpy values by ``load_state_dict``.
+        """
         return {
-            "returns": self._returns.clone(), "lengths": self._lengths.clone(), "steps": self._steps,
-            "start": self._start, "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths), "episodes_done": self.episodes_done,
-            "finished": self.finished,
+            "returns": self._returns.clone(), "lengths": self._lengths.clone(),
+            "steps": [_steps_to_tensors(steps) for steps in self._steps],
+            "start": [torch.from_numpy(np.array(s)) for s in self._start],
+            "recent_returns": list(self.recent_returns), "recent_lengths": list(self.recent_lengths),
+            "episodes_done": self.episodes_done, "finished": [_episode_to_dict(e) for e in self.finished],
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self._returns, self._lengths = state["returns"].clone(), state["lengths"].clone()
-        self._steps, self._start = state["steps"], state["start"]
+        self._steps = [_steps_from_tensors(steps) for steps in state["steps"]]
+        self._start = [s.numpy() if isinstance(s, torch.Tensor) else s for s in state["start"]]
         self.recent_returns.clear()
         self.recent_returns.extend(state["recent_returns"])
         self.recent_lengths.clear()
         self.recent_lengths.extend(state["recent_lengths"])
         self.episodes_done = state["episodes_done"]
-        self.finished = list(state["finished"])
+        self.finished = [_episode_from_dict(e) for e in state["finished"]]
 
     def pop_finished(self) -> list[Episode]:
         out, self.finished = self.finished, []
@@ -114,6 +121,33 @@ class EpisodeRecorder:
 
     def mean_length(self) -> float:
         return float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")
+
+
+def _steps_to_tensors(steps: list[tuple[np.ndarray, ...]]) -> dict[str, torch.Tensor]:
+    """One env's steps in progress, ``[(obs, action, reward), ...]``, as three stacked tensors."""
+    if not steps:
+        return {}
+    return {k: torch.from_numpy(np.stack([s[j] for s in steps])) for j, k in enumerate(("obs", "action", "reward"))}
+
+
+def _steps_from_tensors(saved: dict | list) -> list[tuple[np.ndarray, ...]]:
+    if isinstance(saved, list):  # a run state written before steps were stored as tensors
+        return saved
+    if not saved:
+        return []
+    obs, action, reward = saved["obs"].numpy(), saved["action"].numpy(), saved["reward"].numpy()
+    return [(obs[k], action[k], reward[k]) for k in range(reward.shape[0])]
+
+
+def _episode_to_dict(e: Episode) -> dict:
+    return {"obs": torch.from_numpy(e.obs), "action": torch.from_numpy(e.action),
+            "reward": torch.from_numpy(e.reward), "terminated": bool(e.terminated)}  # fmt: skip
+
+
+def _episode_from_dict(e: Episode | dict) -> Episode:
+    if isinstance(e, Episode):
+        return e
+    return Episode(e["obs"].numpy(), e["action"].numpy(), e["reward"].numpy(), e["terminated"])
 
 
 def save_episodes(path: str | Path, episodes: list[Episode], env_name: str) -> None:
@@ -147,7 +181,9 @@ def load_episodes(path: str | Path, obs_dim: int, action_dim: int) -> list[Episo
     if not path.is_file():
         raise EpisodeFileError(f"no episodes file at {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = safe_torch_load(path, what="episodes file", allow=EPISODES, map_location="cpu")
+    except UnsafeFileError as err:
+        raise EpisodeFileError(str(err)) from None
     except Exception as err:
         raise EpisodeFileError(f"{path} is not readable ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from pwm.algorithms.base import EnvData
-from pwm.checkpoint.run_state import read_run_state
+from pwm.checkpoint.run_state import RunStateError, read_best_policy, read_run_state
 from pwm.config import ConfigError, DflexConfig, PWMConfig, SHACConfig
 from pwm.data.buffer import ReplayBuffer
 from pwm.data.episodes import EpisodeRecorder, load_episodes, save_episodes
@@ -169,7 +169,9 @@ class DflexRun(loop.Runner):
         if not path.is_file():
             raise ConfigError(f"general.checkpoint={path} does not exist")
         try:
-            payload = read_run_state(path) if path.name.startswith("state_") else torch.load(path, weights_only=False)
+            payload = read_run_state(path) if path.name.startswith("state_") else read_best_policy(path)
+        except RunStateError as err:  # one line naming the file (and a refused type)
+            raise ConfigError(f"general.checkpoint={err}") from None
         except Exception as err:  # a truncated or foreign file: torch.load raises many types
             raise ConfigError(f"general.checkpoint={path} is not readable ({type(err).__name__})") from None
         state = payload["components"]["algo"] if "components" in payload else payload.get("algo")

@@ -15,8 +15,12 @@ def seed_everything(seed: int) -> None:
 
 
 def capture_rng() -> dict:
-    """The state of every global RNG a run draws from (python, numpy, torch CPU and CUDA)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The state of every global RNG a run draws from (python, numpy, torch CPU and CUDA).
+
+    Only tensors and plain Python values, so that a run state loads weights-only: numpy's legacy state (a tuple
+    holding a uint32 array) is stored as a dict with the key array as an int32 tensor of the same bits.
+    """
+    state = {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -24,7 +28,26 @@ def capture_rng() -> dict:
 
 def restore_rng(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_tuple(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "kind": str(kind),
+        "keys": torch.from_numpy(np.ascontiguousarray(keys, dtype=np.uint32).view(np.int32).copy()),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _numpy_tuple(state: dict | tuple) -> tuple:
+    """``np.random.set_state``'s tuple from :func:`_numpy_state`'s dict (a tuple, from older run states, as is)."""
+    if isinstance(state, tuple):
+        return state
+    keys = state["keys"].numpy().view(np.uint32)
+    return state["kind"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]
