@@ -69,6 +69,8 @@ def test_script_smoke_run_writes_outputs_and_resumes(tmp_path, alg):
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["state_000000002.pt", "state_000000004.pt"]
     more = subprocess.run([*cmd, *args, "general.steps=6"], capture_output=True, text=True, cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-2000:]
+    assert f"{run_dir}: resuming from step 4" in more.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alg]  # Hydra's files too went into the run dir
     rows = _rows(run_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert float(rows[-1]["env_steps"]) > float(rows[3]["env_steps"])

@@ -82,6 +82,19 @@ def test_runner_trains_evaluates_and_resumes(world_model, tmp_path):
     assert video.is_file() and video.stat().st_size > 10_000
 
 
+def test_rows_of_a_session_killed_before_its_first_run_state_are_not_repeated(world_model, tmp_path):
+    """Evaluated at step 0, killed before the run state of step 0: the rerun evaluates step 0 once more, and the
+    stale row goes."""
+    data, ckpt = world_model
+    (tmp_path / "results.csv").write_text(
+        "iteration,task,task_set,seed,alg,episode_reward,episode_success,episode_length,total_time\n"
+        "0,cartpole-swingup,mt30,1,pwm,1.0,0.0,500.0,0.0\n"
+    )
+    result = run_script(data, ckpt, tmp_path, "general.steps=2", "general.eval_every=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [int(r["iteration"]) for r in read_results(tmp_path)] == [0, 2]
+
+
 @pytest.mark.parametrize("prior", ["pwm", "tdmpc2"])
 def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
     data, ckpt = world_model

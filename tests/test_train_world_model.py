@@ -70,6 +70,7 @@ def test_training_lowers_consistency_and_reward_loss(dataset, tmp_path):
     model = WorldModel(build_world_model_config(config(dataset)))
     report = load_into(model, tmp_path / "models" / "120.pt")
     assert not report.fresh
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["110.pt", "115.pt", "120.pt"]  # keep 3
 
 
 def test_single_task_selection_trains_a_single_task_model(dataset, tmp_path):

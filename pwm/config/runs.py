@@ -74,8 +74,11 @@ class WorldModelRunConfig(RunConfig):
 
     data_dir: str = MISSING
     """Directory of dataset chunks in the official layout (``chunk_*.pt``), e.g. from scripts/make_dataset.py."""
+    cache_dir: str | None = None
+    """Where the dataset's converted cache goes; default ``.pwm_cache`` next to the data, or a user cache
+    (``~/.cache/pwm/datasets``) when the data directory is read-only."""
 
-    RESUME_IGNORES = (*RunConfig.RESUME_IGNORES, "general.data_dir")
+    RESUME_IGNORES = (*RunConfig.RESUME_IGNORES, "general.data_dir", "general.cache_dir")
 
 
 @dataclass
@@ -148,6 +151,8 @@ class MultitaskRunConfig(RunConfig):
 
     data_dir: str = MISSING
     """Directory of dataset chunks (official layout) holding the task's episodes."""
+    cache_dir: str | None = None
+    """Where the dataset's converted cache goes (see ``WorldModelRunConfig.cache_dir``)."""
     checkpoint: str = MISSING
     """World model checkpoint (.pt) in any official TD-MPC2 layout or PWM's layout."""
     steps: int = 10000
@@ -159,7 +164,9 @@ class MultitaskRunConfig(RunConfig):
     video: bool = False
     """After the final evaluation, record one more deterministic episode to ``videos/<task>_<step>.mp4``."""
 
-    RESUME_IGNORES = (*RunConfig.RESUME_IGNORES, "general.data_dir", "general.checkpoint", "general.video")
+    RESUME_IGNORES = (
+        *RunConfig.RESUME_IGNORES, "general.data_dir", "general.cache_dir", "general.checkpoint", "general.video",
+    )  # fmt: skip
 
 
 @dataclass

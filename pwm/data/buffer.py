@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from pwm.data.batch import SequenceBatch
-from pwm.data.dataset import OfflineDataset
+from pwm.data.dataset import DatasetError, OfflineDataset
 
 
 class _WindowSampler:
@@ -83,11 +83,11 @@ class DatasetSampler(_WindowSampler):
         self.episodes = np.asarray(episodes, dtype=np.int64) if episodes is not None else dataset.episodes(task)
         self._per_episode = dataset.episode_length - horizon  # valid window starts per episode
         if self._per_episode < 1:
-            raise ValueError(
-                f"horizon {horizon} needs episodes of >= {horizon + 1} rows, dataset has {dataset.episode_length}"
+            raise DatasetError(
+                f"horizon {horizon} needs episodes of >= {horizon + 1} rows; the data has {dataset.episode_length}"
             )
         if self.episodes.size == 0:
-            raise ValueError(f"no episodes to sample (task={task!r})")
+            raise DatasetError(f"no episodes to sample (task={task!r}): the dataset holds none of this task")
 
     @property
     def num_windows(self) -> int:

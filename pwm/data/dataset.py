@@ -181,7 +181,8 @@ def open_dataset(
 
     ``task_set`` ("mt30" / "mt80") selects TD-MPC2's multitask layout; None selects PWM's single-task layout.
     ``episode_length`` (rows per episode) overrides the task set's 501 / 101, for small generated datasets.
-    Each file is converted once into ``cache_dir`` (default: ``.pwm_cache`` next to the data).
+    Each file is converted once into ``cache_dir`` (default: ``.pwm_cache`` next to the data, or a user cache
+    when the data directory is read-only); older copies of a file's cache are removed when a new one is made.
     ``access`` is the paging hint for the mappings: "normal" keeps the kernel's read-around (each page fault reads
     ~128 KB, which warms a dataset that fits in RAM at disk bandwidth); "random" reads only the faulting page, which
     is what a dataset larger than RAM wants (a window touches ~3 pages, so read-around would waste ~30x the I/O and
@@ -223,7 +224,16 @@ def _natural_key(p: Path) -> list[int | str]:
 
 
 def _default_cache_root(path: Path) -> Path:
-    return (path if path.is_dir() else path.parent) / CACHE_DIRNAME
+    """``.pwm_cache`` next to the data; for read-only data, ``$XDG_CACHE_HOME/pwm/datasets/<path hash>``."""
+    directory = path if path.is_dir() else path.parent
+    if _writable(directory):
+        return directory / CACHE_DIRNAME
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return user / "pwm" / "datasets" / hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:12]
+
+
+def _writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _check_consistent(chunks: list[Chunk]) -> None:
@@ -246,7 +256,16 @@ def prepare_cache(source: Path, layout: Layout, cache_root: Path) -> Path:
     cache = cache_path(source, layout, cache_root)
     if not (cache / MARKER).exists():
         convert(source, layout, cache)
+        _prune_older_copies(cache)
     return cache
+
+
+def _prune_older_copies(cache: Path) -> None:
+    """Remove complete caches of the same file made for an older version of it (another size or mtime)."""
+    stem = cache.name.rsplit("-", 1)[0]
+    for other in cache.parent.glob(f"{stem}-*"):
+        if other != cache and other.name.rsplit("-", 1)[0] == stem and (other / MARKER).exists():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def cache_path(source: Path, layout: Layout, cache_root: Path) -> Path:

@@ -63,7 +63,7 @@ class MultitaskRun(loop.Runner):
         load_into(self.world_model, cfg.general.checkpoint)
         self.world_model.to(self.device)
         self.algo = PWM(self.world_model, cfg.alg, task=self.task_id)
-        dataset = open_dataset(cfg.general.data_dir, cfg.task_set)
+        dataset = open_dataset(cfg.general.data_dir, cfg.task_set, cache_dir=cfg.general.cache_dir)
         self.sampler = DatasetSampler(
             dataset, cfg.alg.batch_size, cfg.alg.horizon, seed=cfg.seed, task=self.task_id, device=self.device
         )

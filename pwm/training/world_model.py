@@ -74,7 +74,7 @@ class WorldModelRun(loop.Runner):
         model = WorldModel(build_world_model_config(cfg)).to(device)
         wm_cfg = model.cfg
         data_dir = cfg.general.data_dir
-        dataset = open_dataset(data_dir, dataset_task_set(cfg.task), cache_dir=None)
+        dataset = open_dataset(data_dir, dataset_task_set(cfg.task), cache_dir=cfg.general.cache_dir)
         if dataset.obs_dim != (wm_cfg.obs_dim if wm_cfg.multitask else dataset.obs_dim):
             raise ConfigError(
                 f"general.data_dir={data_dir} has obs dim {dataset.obs_dim}, the model expects {wm_cfg.obs_dim}"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+
+class DiskFullError(RuntimeError):
+    """The disk filled up while writing a file; the message is one line and the previous file is intact."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -18,16 +23,41 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    writer = None
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            writer = _WriteErrors(f)
+            torch.save(obj, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError without the cause
+        cause = err if isinstance(err, OSError) else writer.error if writer is not None else None
+        if cause is not None and cause.errno == errno.ENOSPC:
+            message = f"no space left writing {path}; the previous file is intact: free space and rerun"
+            raise DiskFullError(message) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
     return path
+
+
+class _WriteErrors:
+    """A file's ``write``/``flush`` that remembers the OSError behind a failed write (torch.save hides it)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -6,7 +6,9 @@ imported through ``import_newton`` (never at module import), so building a torch
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import warp as wp
 
@@ -17,11 +19,15 @@ _WARNED: list[bool] = []
 
 
 def init_warp() -> None:
-    """``wp.init()`` once (``wp.from_torch`` and friends need it)."""
+    """``wp.init()`` once (``wp.from_torch`` and friends need it); say so when the kernels will be compiled."""
     global _WARP_READY
     if not _WARP_READY:
         wp.init()
         _WARP_READY = True
+        cache = Path(wp.config.kernel_cache_dir or "")
+        if not any(cache.glob(f"wp_{__name__}_*")):  # no compiled copy of this module yet: a silent minute follows
+            print(f"compiling the simulator's warp kernels into {cache} (first run only, about a minute)",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 NEWTON_VERSION = "1.8.0"  # WarpSim issues newton's internal Featherstone kernels; their signatures are version-bound
