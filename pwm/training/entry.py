@@ -107,11 +107,17 @@ def _split_command_line(default_config: str, argv: list[str]) -> tuple[str, list
 def _suggest(name: str, overrides: list[str], err: Exception) -> str | None:
     """``error: unknown key general.stepz; did you mean general.steps?`` for a key missing from the config."""
     text = str(err)
+    if "Could not find" in text and "Available options" in text:  # an unknown config-group choice
+        options = [line.strip() for line in text.split("Available options", 1)[1].splitlines()[1:]]
+        choices = [o for o in options if o and not o.startswith(("Config search path", "provider="))]
+        return f"error: {text.splitlines()[0].split(': ', 1)[-1]}; choose one of {', '.join(choices)}"
     bad = next((o.split("=", 1)[0].lstrip("+~") for o in overrides if f"'{o}'" in text or o in text), None)
     if bad is None or ("not in struct" not in text and "Could not override" not in text):
         return None
     from hydra import compose, initialize_config_dir
 
+    if bad.startswith("env.config."):  # a task setting the env's yaml does not list: Hydra wants it added with +
+        return f"error: {bad} is not in this env's yaml; set a task setting it lacks with +{bad}=..."
     rest = [o for o in overrides if not o.startswith(bad + "=") and "." not in o.split("=", 1)[0]]
     with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
         cfg = compose(name, overrides=rest)
