@@ -177,3 +177,15 @@ def plot(curves: Sequence[Curve], path) -> object:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
+
+
+def format_curves(curves: Sequence[Curve], horizons: Sequence[int]) -> str:
+    """A table of variance and ESNR at the given horizons, one row per curve."""
+    head = f"{'curve':<20}" + "".join(f" {'var H=' + str(h):>11}" for h in horizons)
+    head += "".join(f" {'ESNR H=' + str(h):>11}" for h in horizons)
+    lines = [head]
+    for c in curves:
+        at = {h: i for i, h in enumerate(c.horizons)}
+        cells = [f" {c.variance[at[h]]:11.3e}" for h in horizons] + [f" {c.esnr[at[h]]:11.3e}" for h in horizons]
+        lines.append(f"{c.name:<20}" + "".join(cells))
+    return "\n".join(lines)
