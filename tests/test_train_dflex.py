@@ -247,7 +247,7 @@ def test_unreadable_start_checkpoint_is_a_one_line_error(tmp_path):
     bad = tmp_path / "best_policy.pt"
     bad.write_bytes(b"not a checkpoint")
     run = _run([*SMALL, *SHAC_SMALL, f"general.checkpoint={bad}"], tmp_path / "run")
-    with pytest.raises(ConfigError, match="is not readable"):
+    with pytest.raises(ConfigError, match="is not a readable best-policy file"):
         run.run()
 
 

@@ -86,26 +86,26 @@ def read_run_state(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RunStateError(f"no run state at {path}")
-    try:
-        payload = safe_torch_load(path, what="run state", allow=RUN_STATE, map_location="cpu")
-    except UnsafeFileError as err:
-        raise RunStateError(str(err)) from None
-    except Exception as err:  # a truncated or foreign file: torch raises many types
-        raise RunStateError(f"{path} is not a readable run state ({_one_line(err)})") from None
+    payload = _load(path, "run state", RUN_STATE)
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RunStateError(f"{path} is not a pwm run state (format_version {FORMAT_VERSION} expected)")
     return payload
 
 
-def read_best_policy(path: str | Path) -> dict:
-    """A ``best_policy.pt`` (``{"algo": state, "iteration", "eval", "config"}``, written by the dflex runner)."""
-    path = Path(path)
+def _load(path: Path, what: str, allow) -> Any:
+    """Weights-only load; a refused type or an unreadable file is a one-line RunStateError."""
     try:
-        payload = safe_torch_load(path, what="best-policy file", allow=BEST_POLICY, map_location="cpu")
+        return safe_torch_load(path, what=what, allow=allow, map_location="cpu")
     except UnsafeFileError as err:
         raise RunStateError(str(err)) from None
     except Exception as err:  # a truncated or foreign file: torch raises many types
-        raise RunStateError(f"{path} is not readable ({_one_line(err)})") from None
+        raise RunStateError(f"{path} is not a readable {what} ({_one_line(err)})") from None
+
+
+def read_best_policy(path: str | Path) -> dict:
+    """A ``best_policy.pt`` (``{"algo": state, "iteration", "eval", "config"}``, written by the dflex runner)."""
+    path = Path(path)
+    payload = _load(path, "best-policy file", BEST_POLICY)
     if not isinstance(payload, dict):
         raise RunStateError(f"{path} holds a {type(payload).__name__}, expected a best-policy dict")
     return payload
