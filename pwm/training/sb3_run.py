@@ -74,16 +74,15 @@ def make_training_env(settings: Sb3Settings):
 
 
 def make_model(settings: Sb3Settings, venv) -> Any:
-    """A fresh SB3 PPO or SAC on ``venv``. PPO's rollout is ``n_steps`` per env (``n_steps x num_envs`` with the
-    adapter, so both see the same rollout size) split into ``minibatches``."""
+    """A fresh SB3 PPO or SAC on ``venv``. PPO's rollout is ``n_steps`` per env, ``n_steps x num_envs`` env steps
+    (the adapter counts as one env), split into ``minibatches`` for each of ``epochs`` passes."""
     from stable_baselines3 import PPO, SAC
 
     if settings.algo == "sac":
         return SAC("MlpPolicy", venv, seed=settings.seed, device="cpu", verbose=0)
     rollout = settings.n_steps * max(settings.num_envs, 1)
-    n_steps = settings.n_steps if settings.num_envs else rollout
     return PPO(
-        "MlpPolicy", venv, n_steps=n_steps, batch_size=max(rollout // settings.minibatches, 2),
+        "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=max(rollout // settings.minibatches, 2),
         n_epochs=settings.epochs, seed=settings.seed, device="cpu", verbose=0,
     )  # fmt: skip
 
