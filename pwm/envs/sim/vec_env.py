@@ -121,7 +121,10 @@ def check_vec_env(venv: VecEnv, steps: int = 50, seed: int = 0) -> None:
     venv.action_space.seed(seed)
     for _ in range(steps):
         actions = np.stack([venv.action_space.sample() for _ in range(venv.num_envs)])
-        obs, rewards, dones, infos = checked.step(actions)
+        try:
+            obs, rewards, dones, infos = checked.step(actions)
+        except ValueError as err:  # VecCheckNan's message spans lines; its first line names the array
+            raise ValueError(f"check_vec_env: {str(err).splitlines()[0]}") from None
         _check_obs(obs, shape, dtype, venv.observation_space, "step")
         _require(rewards.shape == (venv.num_envs,) and rewards.dtype == np.float32, f"rewards {rewards.shape}")
         _require(dones.shape == (venv.num_envs,) and dones.dtype == np.bool_, f"dones {dones.shape} {dones.dtype}")
