@@ -54,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pwm-args", default="", help="Hydra overrides for PWM runs")
     p.add_argument("--ppo-args", default="", help="extra benchmarks/sb3_baseline.py flags for PPO runs")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the table and figure")
+    p.add_argument("--dry-run", action="store_true", help="print each run's command and step count, run nothing")
     return p.parse_args(argv)
 
 
@@ -118,7 +119,10 @@ def run_one(args: argparse.Namespace, env: str, alg: str, seed: int) -> None:
     if marker.is_file() and json.loads(marker.read_text()).get("steps") == steps:
         print(f"skip {env} {alg} seed {seed}: finished", flush=True)
         return
-    print(f"run {env} {alg} seed {seed}: {shlex.join(cmd)}", flush=True)
+    print(f"run {env} {alg} seed {seed} ({steps} {'env steps' if alg == 'ppo' else 'iterations'}): "
+          f"{shlex.join(cmd)}", flush=True)  # fmt: skip
+    if args.dry_run:
+        return
     subprocess.run(cmd, check=True, cwd=ROOT)
     marker.write_text(json.dumps({"steps": steps, "command": cmd}))
 
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             for alg in (a for a in ALGS if a in args.algs):
                 run_one(args, f"dflex_{task}", alg, seed)
+    if args.dry_run:
+        return 0
     plot = [sys.executable, str(ROOT / "scripts" / "plot_dflex.py"), args.out, "--reps", str(args.reps)]
     return subprocess.run([*plot, "--out", str(Path(args.out) / "curves.png")], cwd=ROOT).returncode
 
