@@ -1,33 +1,45 @@
-"""External baseline: Stable-Baselines3 SAC or PPO on one of our single-task envs, through the Gymnasium adapter.
+"""External baseline: Stable-Baselines3 PPO or SAC on one of our single-task envs (``pwm.training.sb3_run``).
 
-Writes ``run_info.json`` and ``metrics.csv`` (env_steps, eval/return) in the same layout as train_dflex.py, so
-``scripts/plot_dflex.py`` puts its curve next to PWM's and SHAC's:
+Trains on one batched env through SB3's ``VecEnv`` interface (``--num-envs``, default: the task's own count from
+``cfg/env/<env>.yaml``; ``--num-envs 0`` uses the single-env Gymnasium adapter). Writes ``run_info.json`` and
+``metrics.csv`` (env_steps, eval/return ...) as train_dflex.py does, so ``scripts/plot_dflex.py`` reads all runs
+alike; rerunning with the same ``--out`` resumes, and a finished run does nothing:
 
-    python benchmarks/sb3_baseline.py --env dflex_cartpole --algo sac --steps 200000 --out runs/sb3/sac_s1 --seed 1
+    python benchmarks/sb3_baseline.py --env dflex_hopper --algo ppo --steps 1000000 --out runs/ppo/1 --seed 1
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
-from pwm.envs.sim.gym_adapter import make_gym_env
-from pwm.envs.sim.registry import make_dflex_env
+from pwm.training.sb3_run import Sb3Run, Sb3Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def task_num_envs(env: str) -> int:
+    """The number of envs task ``env`` states in its config (``cfg/env/<env>.yaml``)."""
+    return int(OmegaConf.load(ROOT / "cfg" / "env" / f"{env}.yaml").config.num_envs)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="dflex_cartpole")
-    p.add_argument("--algo", choices=["sac", "ppo"], default="sac")
+    p.add_argument("--algo", choices=["sac", "ppo"], default="ppo")
     p.add_argument("--steps", type=int, default=100_000, help="env steps")
     p.add_argument("--eval-every", type=int, default=10_000, help="env steps between evaluations")
-    p.add_argument("--eval-runs", type=int, default=12)
+    p.add_argument("--eval-runs", type=int, default=12, help="evaluation episodes (general.eval_runs)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--num-envs", type=int, default=None, help="batched envs (default: the task's; 0: adapter)")
+    p.add_argument("--n-steps", type=int, default=32, help="PPO: rollout steps per env")
+    p.add_argument("--minibatches", type=int, default=4, help="PPO: minibatches per epoch")
+    p.add_argument("--epochs", type=int, default=5, help="PPO: epochs per rollout")
+    p.add_argument("--episode-length", type=int, default=None, help="override the task's episode length")
+    p.add_argument("--device", default="cpu", help="the simulator's device (SB3's networks stay on the CPU)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True, help="run directory")
     return p.parse_args(argv)
@@ -36,41 +48,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_info.json").write_text(json.dumps({"env": args.env, "alg": f"sb3-{args.algo}", "seed": args.seed}))
-    env = make_gym_env(args.env, seed=args.seed)
-    eval_env = make_dflex_env(args.env, {"num_envs": args.eval_runs, "seed": args.seed + 1})
-    model = (SAC if args.algo == "sac" else PPO)("MlpPolicy", env, seed=args.seed, verbose=0)
-    rows: list[dict] = []
-    start = time.perf_counter()
-
-    def evaluate(steps: int) -> None:
-        def policy(obs: torch.Tensor) -> torch.Tensor:
-            action, _ = model.predict(obs.cpu().numpy(), deterministic=True)
-            return torch.as_tensor(action, dtype=torch.float32)
-
-        result = evaluate(policy, eval_env, eval_env.num_envs, seed=args.seed * 100_003 + steps)
-        rows.append({"step": steps, "env_steps": steps, "time": round(time.perf_counter() - start, 1),
-                     "eval/return": result["return"], "eval/length": result["length"]})  # fmt: skip
-        with open(out / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"{args.algo} {args.env} steps {steps:>8d} time {rows[-1]['time']:>7.1f}s eval {result['return']:.1f}",
-              flush=True)  # fmt: skip
-
-    class EvalEvery(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps % args.eval_every == 0:
-                evaluate(self.num_timesteps)
-            return True
-
-    evaluate(0)
-    model.learn(total_timesteps=args.steps, callback=EvalEvery())
+    settings = Sb3Settings(
+        env=args.env, algo=args.algo, out=args.out, steps=args.steps, eval_every=args.eval_every,
+        eval_runs=args.eval_runs, seed=args.seed,
+        num_envs=task_num_envs(args.env) if args.num_envs is None else args.num_envs, n_steps=args.n_steps,
+        minibatches=args.minibatches, epochs=args.epochs, device=args.device, episode_length=args.episode_length,
+    )  # fmt: skip
+    row = Sb3Run(settings).run()
+    summary = f"eval/return={float(row['eval/return']):.4g}" if row else "already finished"
+    print(f"done: {args.env} {args.algo} seed {args.seed} in {args.out}: {summary}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Collect single-task runs (seeds x algorithms) and plot return vs env steps with IQM and 95% CI bands.
+"""Collect single-task runs (seeds x algorithms), plot return vs env steps with IQM and 95% CI bands, and (for the
+eval metric) print PWM's table: per task, PPO-normalised max-IQM with 95% CIs (``pwm.evaluation.max_iqm``),
+written as CSV next to the figure (``<figure stem>_table.csv``).
 
 python scripts/plot_dflex.py runs/dflex --out curves.png             # every run under runs/dflex
 python scripts/plot_dflex.py run_a run_b run_c --metric train         # stochastic training returns
@@ -8,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pwm.evaluation.aggregate import ResultsError
 from pwm.evaluation.curves import curves, find_runs, format_curves, plot_curves, read_curve_run
+from pwm.evaluation.max_iqm import format_table, table, write_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         runs = [read_curve_run(p, args.metric) for p in find_runs(args.paths)]
         result = curves(runs, args.points, args.reps)
         path = plot_curves(result, args.out, args.metric)
+        rows = table(runs, args.reps) if args.metric == "eval" else []
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(format_curves(result))
     print(f"wrote {path}")
+    if rows:
+        print(format_table(rows))
+        print(f"wrote {write_table(rows, Path(args.out).with_name(Path(args.out).stem + '_table.csv'))}")
     return 0
 
 

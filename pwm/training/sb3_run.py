@@ -1,0 +1,178 @@
+"""External baselines: Stable-Baselines3 PPO or SAC on one single-task env, resumable, with our run files.
+
+The training env is a :class:`~pwm.envs.sim.vec_env.BatchedVecEnv` (all copies in one batched step) or, with
+``num_envs=0``, the single-env Gymnasium adapter (kept to measure what batching buys). Evaluation is ours
+(:func:`pwm.training.evaluate.evaluate`: the deterministic policy on a batched env of ``eval_runs`` copies, one
+episode each), so a run directory holds the same ``run_info.json`` and ``metrics.csv`` (``step``, ``env_steps``,
+``eval/return`` ...) as ``scripts/train_dflex.py`` writes, and the curve and table scripts read both alike.
+
+Resume: at every evaluation the model (and SAC's replay buffer) is saved next to the metrics; rerunning with the
+same ``out`` loads them, drops metric rows written after that save and continues to ``steps`` env steps. A run that
+has reached ``steps`` does nothing.
+
+PPO's defaults for many envs follow massively parallel on-policy training (Rudin et al. 2022, "Learning to Walk in
+Minutes Using Massively Parallel Deep RL"): short rollouts per env (``n_steps``), 4 minibatches and 5 epochs per
+update; the rest are SB3's defaults. SAC uses SB3's defaults with one gradient step per batched env step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from pwm.envs.sim.registry import make_dflex_env
+from pwm.training.evaluate import evaluate
+
+MODEL_FILE, BUFFER_FILE, METRICS_FILE = "sb3_model.zip", "sb3_replay_buffer.pkl", "metrics.csv"
+
+
+@dataclass(frozen=True)
+class Sb3Settings:
+    """One SB3 baseline run; ``num_envs=0`` trains through the single-env Gymnasium adapter."""
+
+    env: str
+    algo: Literal["ppo", "sac"]
+    out: str
+    steps: int = 100_000
+    eval_every: int = 10_000
+    eval_runs: int = 12
+    seed: int = 1
+    num_envs: int = 64
+    n_steps: int = 32
+    minibatches: int = 4
+    epochs: int = 5
+    device: str = "cpu"
+    episode_length: int | None = None  # None: the task's own
+
+    def env_overrides(self, **more: Any) -> dict[str, Any]:
+        """Env config overrides shared by the training and evaluation envs."""
+        overrides = {"device": self.device, **more}
+        if self.episode_length is not None:
+            overrides["episode_length"] = self.episode_length
+        return overrides
+
+
+def make_training_env(settings: Sb3Settings):
+    """The SB3 ``VecEnv`` a run trains on: one batched env, or the Gymnasium adapter when ``num_envs == 0``."""
+    if settings.num_envs == 0:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from pwm.envs.sim.gym_adapter import make_gym_env
+
+        return DummyVecEnv([lambda: make_gym_env(settings.env, **settings.env_overrides(seed=settings.seed))])
+    from pwm.envs.sim.vec_env import make_vec_env
+
+    return make_vec_env(settings.env, **settings.env_overrides(num_envs=settings.num_envs, seed=settings.seed))
+
+
+def make_model(settings: Sb3Settings, venv) -> Any:
+    """A fresh SB3 PPO or SAC on ``venv``. PPO's rollout is ``n_steps`` per env, ``n_steps x num_envs`` env steps
+    (the adapter counts as one env), split into ``minibatches`` for each of ``epochs`` passes."""
+    from stable_baselines3 import PPO, SAC
+
+    if settings.algo == "sac":
+        return SAC("MlpPolicy", venv, seed=settings.seed, device="cpu", verbose=0)
+    rollout = settings.n_steps * max(settings.num_envs, 1)
+    return PPO(
+        "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=max(rollout // settings.minibatches, 2),
+        n_epochs=settings.epochs, seed=settings.seed, device="cpu", verbose=0,
+    )  # fmt: skip
+
+
+class Sb3Run:
+    """A resumable SB3 run writing our run files (see the module docstring)."""
+
+    def __init__(self, settings: Sb3Settings) -> None:
+        self.settings = settings
+        self.out = Path(settings.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.venv = make_training_env(settings)
+        self.eval_env = make_dflex_env(
+            settings.env, settings.env_overrides(num_envs=settings.eval_runs, seed=settings.seed + 1)
+        )
+        self.model = self._load_or_create()
+        self.rows = self._read_rows(self.model.num_timesteps)
+        self.start = time.perf_counter() - (float(self.rows[-1]["time"]) if self.rows else 0.0)
+
+    def _load_or_create(self) -> Any:
+        path = self.out / MODEL_FILE
+        if not path.is_file():
+            info = {"env": self.settings.env, "alg": self.settings.algo, "seed": self.settings.seed}
+            (self.out / "run_info.json").write_text(json.dumps({**info, "sb3": asdict(self.settings)}))
+            return make_model(self.settings, self.venv)
+        from stable_baselines3 import PPO, SAC
+
+        model = (SAC if self.settings.algo == "sac" else PPO).load(path, env=self.venv, device="cpu")
+        if self.settings.algo == "sac" and (self.out / BUFFER_FILE).is_file():
+            model.load_replay_buffer(self.out / BUFFER_FILE)
+        return model
+
+    def _read_rows(self, upto: int) -> list[dict[str, Any]]:
+        path = self.out / METRICS_FILE
+        if not path.is_file() or not (self.out / MODEL_FILE).is_file():
+            return []
+        with open(path, newline="") as f:
+            return [r for r in csv.DictReader(f) if int(r["env_steps"]) <= upto]
+
+    def run(self) -> dict[str, float]:
+        """Train to ``steps`` env steps, evaluating every ``eval_every``; the last evaluation's row (empty when the
+        run had already finished)."""
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        run, every = self, self.settings.eval_every
+
+        class EvalEvery(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps // every > run.last_eval_steps // every:
+                    run.evaluate_and_save(self.num_timesteps)
+                return True
+
+        if not self.rows:
+            self.evaluate_and_save(0)
+        remaining = self.settings.steps - self.model.num_timesteps
+        if remaining <= 0:
+            return {}
+        self.model.learn(total_timesteps=remaining, callback=EvalEvery(), reset_num_timesteps=False)
+        if self.last_eval_steps != self.model.num_timesteps:
+            self.evaluate_and_save(self.model.num_timesteps)
+        return self.rows[-1]
+
+    @property
+    def last_eval_steps(self) -> int:
+        return int(self.rows[-1]["env_steps"]) if self.rows else -1
+
+    def evaluate_and_save(self, steps: int) -> None:
+        """Evaluate the deterministic policy, append a metric row, then save the model (the row first: a run killed
+        in between resumes from the previous model and drops the row)."""
+        result = evaluate(self.policy, self.eval_env, self.eval_env.num_envs, seed=self.settings.seed * 100_003 + steps)
+        row = {"step": steps, "env_steps": steps, "time": round(time.perf_counter() - self.start, 1)}
+        self.rows.append({**row, **{f"eval/{k}": v for k, v in result.items()}})
+        _write_rows(self.out / METRICS_FILE, self.rows)
+        if self.settings.algo == "sac":  # SB3 adds the suffix when a name lacks it, hence the .tmp.<suffix> names
+            tmp = self.out / f"{BUFFER_FILE}.{os.getpid()}.tmp.pkl"
+            self.model.save_replay_buffer(tmp)
+            os.replace(tmp, self.out / BUFFER_FILE)
+        tmp = self.out / f"{MODEL_FILE}.{os.getpid()}.tmp.zip"
+        self.model.save(tmp)
+        os.replace(tmp, self.out / MODEL_FILE)
+
+    def policy(self, obs: torch.Tensor) -> torch.Tensor:
+        action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
+        return torch.as_tensor(np.asarray(action, dtype=np.float32), device=obs.device)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
