@@ -185,3 +185,15 @@ def test_recorder_and_replay_episodes_round_trip_through_a_run_state(tmp_path):
     copy = ReplayBuffer(100, 2, 2, max_episode_length=3, seed=1)
     copy.load_state_dict(payload["extra"]["episodes"])
     torch.testing.assert_close(copy.sample().obs, buffer.sample().obs, rtol=0, atol=0)
+
+
+def test_sb3_baseline_resume_refuses(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from pwm.training.sb3_run import STATE_FILE, Sb3Run, Sb3Settings
+
+    marker = tmp_path / "ran"
+    path = crafted(tmp_path / STATE_FILE, marker, num_timesteps=64)
+    settings = Sb3Settings(env="dflex_cartpole", algo="ppo", out=str(tmp_path), steps=128, num_envs=4, eval_runs=2)
+    with pytest.raises(RunStateError) as err:
+        Sb3Run(settings)
+    assert_refused(err, path, marker)

@@ -6,9 +6,10 @@ The training env is a :class:`~pwm.envs.sim.vec_env.BatchedVecEnv` (all copies i
 episode each), so a run directory holds the same ``run_info.json`` and ``metrics.csv`` (``step``, ``env_steps``,
 ``eval/return`` ...) as ``scripts/train_dflex.py`` writes, and the curve and table scripts read both alike.
 
-Resume: at every evaluation the model (and SAC's replay buffer) is saved next to the metrics; rerunning with the
-same ``out`` loads them, drops metric rows written after that save and continues to ``steps`` env steps. A run that
-has reached ``steps`` does nothing.
+Resume: at every evaluation the model's parameters and optimiser states (and SAC's entropy coefficient and replay
+buffer) are saved as tensors next to the metrics; rerunning with the same ``out`` loads them weights-only (SB3's
+own ``save``/``load`` unpickle code, which pwm never does), drops metric rows written after that save and
+continues to ``steps`` env steps. A run that has reached ``steps`` does nothing.
 
 PPO's defaults for many envs follow massively parallel on-policy training (Rudin et al. 2022, "Learning to Walk in
 Minutes Using Massively Parallel Deep RL"): short rollouts per env (``n_steps``), 4 minibatches and 5 epochs per
@@ -28,10 +29,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from pwm.checkpoint.run_state import RunStateError
 from pwm.envs.sim.registry import make_dflex_env
 from pwm.training.evaluate import evaluate
+from pwm.utils.io import atomic_torch_save
+from pwm.utils.safe_load import UnsafeFileError, safe_torch_load
 
-MODEL_FILE, BUFFER_FILE, METRICS_FILE = "sb3_model.zip", "sb3_replay_buffer.pkl", "metrics.csv"
+STATE_FILE, METRICS_FILE = "sb3_state.pt", "metrics.csv"
+_BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 @dataclass(frozen=True)
@@ -103,21 +108,26 @@ class Sb3Run:
         self.start = time.perf_counter() - (float(self.rows[-1]["time"]) if self.rows else 0.0)
 
     def _load_or_create(self) -> Any:
-        path = self.out / MODEL_FILE
+        path = self.out / STATE_FILE
+        model = make_model(self.settings, self.venv)
         if not path.is_file():
             info = {"env": self.settings.env, "alg": self.settings.algo, "seed": self.settings.seed}
             (self.out / "run_info.json").write_text(json.dumps({**info, "sb3": asdict(self.settings)}))
-            return make_model(self.settings, self.venv)
-        from stable_baselines3 import PPO, SAC
-
-        model = (SAC if self.settings.algo == "sac" else PPO).load(path, env=self.venv, device="cpu")
-        if self.settings.algo == "sac" and (self.out / BUFFER_FILE).is_file():
-            model.load_replay_buffer(self.out / BUFFER_FILE)
+            return model
+        try:
+            state = safe_torch_load(path, what="SB3 run state", map_location="cpu")
+        except UnsafeFileError as err:
+            raise RunStateError(str(err)) from None
+        model.set_parameters(state["params"], exact_match=True)
+        model.num_timesteps = state["num_timesteps"]
+        if self.settings.algo == "sac":
+            model.log_ent_coef.data.copy_(state["log_ent_coef"])
+            _restore_buffer(model.replay_buffer, state["buffer"])
         return model
 
     def _read_rows(self, upto: int) -> list[dict[str, Any]]:
         path = self.out / METRICS_FILE
-        if not path.is_file() or not (self.out / MODEL_FILE).is_file():
+        if not path.is_file() or not (self.out / STATE_FILE).is_file():
             return []
         with open(path, newline="") as f:
             return [r for r in csv.DictReader(f) if int(r["env_steps"]) <= upto]
@@ -156,17 +166,29 @@ class Sb3Run:
         row = {"step": steps, "env_steps": steps, "time": round(time.perf_counter() - self.start, 1)}
         self.rows.append({**row, **{f"eval/{k}": v for k, v in result.items()}})
         _write_rows(self.out / METRICS_FILE, self.rows)
-        if self.settings.algo == "sac":  # SB3 adds the suffix when a name lacks it, hence the .tmp.<suffix> names
-            tmp = self.out / f"{BUFFER_FILE}.{os.getpid()}.tmp.pkl"
-            self.model.save_replay_buffer(tmp)
-            os.replace(tmp, self.out / BUFFER_FILE)
-        tmp = self.out / f"{MODEL_FILE}.{os.getpid()}.tmp.zip"
-        self.model.save(tmp)
-        os.replace(tmp, self.out / MODEL_FILE)
+        state = {"params": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps}
+        if self.settings.algo == "sac":
+            state["log_ent_coef"] = self.model.log_ent_coef.detach().clone()
+            state["buffer"] = _buffer_state(self.model.replay_buffer)
+        atomic_torch_save(state, self.out / STATE_FILE)
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
         return torch.as_tensor(np.asarray(action, dtype=np.float32), device=obs.device)
+
+
+def _buffer_state(buffer) -> dict[str, Any]:
+    """SAC's replay buffer as tensors (the filled part only) and its write position."""
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {k: torch.from_numpy(getattr(buffer, k)[:size].copy()) for k in _BUFFER_ARRAYS}
+    return {**arrays, "pos": buffer.pos, "full": buffer.full}
+
+
+def _restore_buffer(buffer, state: dict[str, Any]) -> None:
+    for key in _BUFFER_ARRAYS:
+        values = state[key].numpy()
+        getattr(buffer, key)[: len(values)] = values
+    buffer.pos, buffer.full = state["pos"], state["full"]
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
