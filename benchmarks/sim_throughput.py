@@ -140,9 +140,12 @@ def bench_grad(env: Any, horizon: int, iters: int, device: str) -> tuple[float, 
 def _mujoco_model(spec: TaskSpec) -> Any:
     import mujoco
 
+    from pwm.envs.sim.render import bound_massless_bodies
+
     root = ET.parse(spec.mjcf()).getroot()
     for sensor in root.findall("sensor"):  # nv_humanoid.xml's touch sensors name a missing site; MuJoCo rejects them
         root.remove(sensor)
+    bound_massless_bodies(root)
     if spec.add_floor:
         world = root.find("worldbody")
         ET.SubElement(world, "geom", name="floor", type="plane", size="50 50 0.1", pos="0 0 0")
