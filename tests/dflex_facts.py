@@ -66,6 +66,23 @@ ROBOTS = {
     },
 }
 
+# SNU: 11 bodies; joint DoFs per side: Femur ball (3), Tibia hinge, Talus ball (3), FootThumb and FootPinky hinges
+SNU_SIDE_RANGES = [None, None, None, (0.0, 2.3), None, None, None, (-0.6, 0.6), (-0.6, 0.6)]
+ROBOTS["dflex_snu_humanoid"] = {
+    "obs": 53,
+    "act": 152,
+    "masses": [15.0, *[7.0, 3.0, 0.6, 0.2, 0.2] * 2],
+    "total": 37.0,
+    "ranges": SNU_SIDE_RANGES * 2,
+    "settle": (120, 0, 0.1901),
+}
+# dflex's Skeleton gains (stiffness 5 sqrt(m/15), limit_ke 1e3 m/15, limit_kd 10 m/15, damping 2) as the fork's
+# ModelBuilder holds them: hinge DoF -> (stiffness, limit_ke, damping incl. the always-on limit damping)
+SNU_HINGE_GAINS = {"TibiaR": (2.2361, 200.0, 4.0), "FootThumbR": (0.57735, 13.3333, 2.13333)}
+SNU_BALL_STIFFNESS = {"FemurR": 3.41565, "TalusR": 1.0}
+# muscle284.xml's units whose waypoints all lie on the 11 bodies (dflex keeps exactly these)
+SNU_MUSCLES = {"units": 152, "waypoints": 636, "f0_sum": 55158.5, "f0_median": 212.85, "f0_max": 1792.95}
+
 PLANAR = {
     "dflex_cartpole": {"obs": 5, "act": 1, "masses": (50.0, 2.5), "armature": 0.1, "slider_limit": 4.0},
     "dflex_doublependulum": {"obs": 6, "act": 1, "masses": (2.5, 2.5), "armature": 0.1},
@@ -77,3 +94,42 @@ SETTLE_TOL = 0.01
 MASS_TOL = 1e-3
 RANGE_TOL = 1e-4
 UNLIMITED = 1.0e3
+
+# One 16-step rollout of the fork's dflex (CPU build, float32) from the deterministic start under the actions
+# a[t, j] = 0.5 sin(0.3 t + j): the summed reward, the first 23 observation entries after the last step, and the
+# gradient of the summed reward w.r.t. the first 8 entries of the first action.
+ROLLOUT_STEPS = 16
+# fmt: off
+ANT_ROLLOUT_OBS = [
+    0.58769, -0.67141, -0.06332, -0.01199, 0.73828, 0.17791, 0.94113, 0.49058, 0.41239, 0.51278, 0.86852, 0.63924,
+    1.52606, 0.29565, -1.22445, -0.30139, -0.86577, 0.35713, 1.62926, -0.02905, -0.06172, -0.0421, 0.1247,
+]
+ANYMAL_ROLLOUT_OBS = [
+    0.30893, -0.6952, 0.02974, -0.01683, 0.718, -0.15895, -0.98154, 0.05932, 1.86846, 3.02748, 0.67205, 0.20017,
+    -0.33838, -0.60323, -0.62946, 0.269, 0.18185, 0.53669, -0.14518, -0.14581, -0.23717, 0.24589, 0.60482,
+]
+SNU_ROLLOUT_OBS = [
+    0.93845, -0.22836, 0.66227, 0.15429, 0.69674, -0.02554, -0.11568, -0.02303, 0.51763, -0.29768, -0.45264,
+    0.18557, 0.00036, 0.03833, 0.98188, 0.30216, -0.02744, 0.04113, 0.04519, 0.99775, -0.08278, -0.01238, 0.12419,
+]
+# fmt: on
+ROLLOUTS = {
+    "dflex_ant": {
+        "total": 25.85042,
+        "obs": ANT_ROLLOUT_OBS,
+        "grad0": [0.43361, 0.52387, 0.44659, 0.93024, -0.14407, -0.99723, -0.20809, 0.88775],
+    },
+    "dflex_anymal": {
+        "total": 20.33097,
+        "obs": ANYMAL_ROLLOUT_OBS,
+        "grad0": [-0.57946, -0.25917, 0.28389, 0.21514, -0.01696, 0.02824, 0.18419, -0.06193],
+    },
+    "dflex_snu_humanoid": {
+        "total": 14.85089,
+        "obs": SNU_ROLLOUT_OBS,
+        "grad0": [0.06224, 0.0521, 0.0679, 0.05859, 0.09059, 0.07762, 0.10363, 0.08574],
+    },
+}
+# float32 runs of two implementations drift apart along a contact-rich rollout: agreement seen is ~1e-3 on the
+# observations and ~1 % on the gradients (SNU: 0.2 % on the return)
+ROLLOUT_TOL = {"total": 0.1, "obs": 0.01, "grad_abs": 0.005, "grad_rel": 0.02}

@@ -8,8 +8,22 @@ import numpy as np
 import pytest
 import torch
 
+from pwm.envs.sim.muscles import load_muscle_table
 from pwm.envs.sim.registry import make_dflex_env
-from tests.dflex_facts import MASS_TOL, PLANAR, RANGE_TOL, ROBOTS, SETTLE_TOL, UNLIMITED
+from tests.dflex_facts import (
+    MASS_TOL,
+    PLANAR,
+    RANGE_TOL,
+    ROBOTS,
+    ROLLOUT_STEPS,
+    ROLLOUT_TOL,
+    ROLLOUTS,
+    SETTLE_TOL,
+    SNU_BALL_STIFFNESS,
+    SNU_HINGE_GAINS,
+    SNU_MUSCLES,
+    UNLIMITED,
+)
 
 
 def _robot(task: str):
@@ -38,7 +52,7 @@ def test_joint_count_and_ranges(robot) -> None:
     task, env = robot
     facts = ROBOTS[task]["ranges"]
     first = env.nqd - len(facts)
-    assert first == (6 if env.free_base else 3) and env.action_dim == len(facts)
+    assert first == (6 if env.free_base else 3)
     lower = np.array(env.robot.joint_limit_lower[first:])
     upper = np.array(env.robot.joint_limit_upper[first:])
     for dof, fact in enumerate(facts):
@@ -67,3 +81,48 @@ def test_planar_facts(task: str) -> None:
     assert env.cfg.armature == facts["armature"]
     if "slider_limit" in facts:
         assert env.cfg.slider_limit == facts["slider_limit"]
+
+
+def test_snu_muscle_table() -> None:
+    table = load_muscle_table()
+    facts = SNU_MUSCLES
+    assert table.num_muscles == facts["units"]
+    assert sum(len(path) for path in table.waypoints) == facts["waypoints"]
+    assert abs(float(table.f0.sum()) - facts["f0_sum"]) < 0.5
+    assert abs(float(np.median(table.f0)) - facts["f0_median"]) < 1e-3
+    assert abs(float(table.f0.max()) - facts["f0_max"]) < 1e-3
+
+
+def test_snu_skeleton_gains() -> None:
+    newton = pytest.importorskip("newton")
+    env = _robot("dflex_snu_humanoid")
+    b = env.robot
+    names = [label.split("/")[-1] for label in b.body_label]
+    for body, (stiffness, limit_ke, damping) in SNU_HINGE_GAINS.items():
+        dof = b.joint_qd_start[names.index(body)]
+        got = (b.joint_stiffness[dof], b.joint_limit_ke[dof], b.joint_damping[dof])
+        np.testing.assert_allclose(got, (stiffness, limit_ke, damping), rtol=1e-4, err_msg=body)
+    ball = int(newton.JointType.BALL)
+    ball_bodies = [names[j] for j, kind in enumerate(b.joint_type) if int(kind) == ball]
+    for body, stiffness in SNU_BALL_STIFFNESS.items():
+        assert abs(env.ball_stiffness[ball_bodies.index(body)] - stiffness) < 1e-4, body
+
+
+@pytest.mark.parametrize("task", sorted(ROLLOUTS))
+def test_rollout_and_gradient_match_dflex(task: str) -> None:
+    """The same actions give dflex's return, end state and action gradient (sim + autograd vs the fork's adjoints)."""
+    env = make_dflex_env(task, {"num_envs": 1, "stochastic_init": False, "early_termination": False}, True)
+    t = torch.arange(ROLLOUT_STEPS, dtype=torch.float32)[:, None]
+    j = torch.arange(env.action_dim, dtype=torch.float32)[None, :]
+    actions = (0.5 * torch.sin(0.3 * t + j)).unsqueeze(1).requires_grad_(True)
+    env.reset(seed=0)
+    total = torch.zeros(())
+    for k in range(ROLLOUT_STEPS):
+        out = env.step(actions[k])
+        total = total + out.reward.sum()
+    total.backward()
+    facts, tol = ROLLOUTS[task], ROLLOUT_TOL
+    assert abs(total.item() - facts["total"]) < tol["total"], (total.item(), facts["total"])
+    np.testing.assert_allclose(out.obs[0, :23].detach().numpy(), facts["obs"], atol=tol["obs"], rtol=0)
+    grad = actions.grad[0, 0, :8].numpy()
+    np.testing.assert_allclose(grad, facts["grad0"], atol=tol["grad_abs"], rtol=tol["grad_rel"])
