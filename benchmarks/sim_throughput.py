@@ -13,7 +13,8 @@ Per task it measures (env steps/s = num_envs * control steps / seconds):
 * ``mujoco rollout``: the same, all copies and steps in one ``mujoco.rollout`` call (C, one thread).
 
 MuJoCo integrates its own contact model and the MJCF's own masses, so it is a speed reference for the same
-robot/timestep, not the same dynamics. Tasks without an MJCF (torch-only envs) print no MuJoCo columns. Add a task by
+robot/timestep, not the same dynamics (for the SNU humanoid, the skeleton alone: its muscles have no MuJoCo
+counterpart here). Tasks without an MJCF (torch-only envs) print no MuJoCo columns. Add a task by
 adding a ``TaskSpec`` to ``TASKS``.
 """
 
@@ -84,7 +85,9 @@ TASKS: dict[str, TaskSpec] = {
     "ant": TaskSpec(_ant, 128, _task_xml("dflex_ant"), substeps=16),
     "humanoid": TaskSpec(_humanoid, 64, _task_xml("dflex_humanoid"), substeps=48),
     "anymal": TaskSpec(_registered("dflex_anymal"), 64, _task_xml("dflex_anymal"), substeps=16, add_floor=True),
-    "snu_humanoid": TaskSpec(_registered("dflex_snu_humanoid"), 64),
+    "snu_humanoid": TaskSpec(
+        _registered("dflex_snu_humanoid"), 64, _task_xml("dflex_snu_humanoid"), substeps=48, add_floor=True
+    ),
     "cartpole": TaskSpec(_registered("dflex_cartpole"), 1024),
     "doublependulum": TaskSpec(_registered("dflex_doublependulum"), 1024),
 }
@@ -140,9 +143,12 @@ def bench_grad(env: Any, horizon: int, iters: int, device: str) -> tuple[float, 
 def _mujoco_model(spec: TaskSpec) -> Any:
     import mujoco
 
+    from pwm.envs.sim.render import bound_massless_bodies
+
     root = ET.parse(spec.mjcf()).getroot()
     for sensor in root.findall("sensor"):  # nv_humanoid.xml's touch sensors name a missing site; MuJoCo rejects them
         root.remove(sensor)
+    bound_massless_bodies(root)
     if spec.add_floor:
         world = root.find("worldbody")
         ET.SubElement(world, "geom", name="floor", type="plane", size="50 50 0.1", pos="0 0 0")

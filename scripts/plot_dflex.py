@@ -9,12 +9,24 @@ python scripts/plot_dflex.py run_a run_b run_c --metric train         # stochast
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
 from pwm.evaluation.aggregate import ResultsError
 from pwm.evaluation.curves import curves, find_runs, format_curves, plot_curves, read_curve_run
 from pwm.evaluation.max_iqm import format_table, table, write_table
+
+
+def write_points(runs, path: str) -> None:
+    """Long-format CSV of the runs' points, one row per (run, evaluation)."""
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["env", "alg", "seed", "env_steps", "return"])
+        for run in runs:
+            out.writerows(
+                [run.env, run.alg, run.seed, int(s), f"{r:.2f}"] for s, r in zip(run.steps, run.returns, strict=True)
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=50, help="env-step grid points per curve")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--out", default="dflex_curves.png")
+    parser.add_argument("--csv", help="also write every run's points here (env, alg, seed, env_steps, return)")
     args = parser.parse_args(argv)
     try:
         runs = [read_curve_run(p, args.metric) for p in find_runs(args.paths)]
+        if args.csv:
+            write_points(runs, args.csv)
         result = curves(runs, args.points, args.reps)
         path = plot_curves(result, args.out, args.metric)
         rows = table(runs, args.reps) if args.metric == "eval" else []

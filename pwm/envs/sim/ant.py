@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf
+from pwm.envs.sim.articulation.dflex_inertia import apply_dflex_inertia
 from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
 
 
@@ -42,6 +43,7 @@ class AntConfig(FreeBaseConfig):
     heading_weight: float = 1.0
     height_offset: float = 0.27
     action_penalty: float = 0.0
+    dflex_inertia: bool = True
 
 
 class AntEnv(FreeBaseRobotEnv):
@@ -62,6 +64,9 @@ class AntEnv(FreeBaseRobotEnv):
         cfg = self.cfg
         self.torque_scale = cfg.action_strength
         load_mjcf(builder, self.asset_path(), density=cfg.density)
+        if cfg.dflex_inertia:
+            apply_dflex_inertia(builder, cfg.density)
+            self.exact_inertia = True
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
         configure_joints(
             builder,

@@ -1,8 +1,9 @@
 """dflex's Anymal (ANYmal C; PWM fork only) on warp/newton (Featherstone): obs 49, act 12, 16 substeps per 1/60 s.
 
-The robot is our own ``assets/anymal.xml`` (ANYmal C joint layout and the dflex "anymal_minimal" collision shapes,
-explicit masses totalling 51.6 kg; see the file's header). Joint order (newton DoFs 6..17 and ``q[7:19]``):
-LF, RF, LH, RH legs, each HAA, HFE, KFE.
+The robot is our own ``assets/anymal_c_minimal.xml``: the fork's ``anymal_minimal.urdf`` as dflex builds it (its
+collision set: base capsule r 0.1 x 0.75, one knee capsule per thigh, foot spheres; masses from those shapes at
+density 1000, 37.25 kg; no joint limits, as the URDF has none; see the file's header). Joint order (newton DoFs
+6..17 and ``q[7:19]``): LF, RF, LH, RH legs, each HAA, HFE, KFE.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf, prepare_mjcf
+from pwm.envs.sim.articulation.assets import configure_joints, load_mjcf
 from pwm.envs.sim.articulation.env import FreeBaseConfig, FreeBaseRobotEnv
 
 LEGS = ("LF", "RF", "LH", "RH")
@@ -25,11 +26,9 @@ class AnymalConfig(FreeBaseConfig):
     """dflex Anymal constants (``docs/simulators.md``, "The seven tasks").
 
     Joints: a PD spring ``stiffness * (0 - q) - damping * qd`` toward q = 0 on every leg joint (dflex's urdf_load
-    stiffness 85 / damping 2 with targets never set), plus dflex's always-on limit damping 10, limit stiffness 1e3,
-    armature 0.006. Contact: ke 2e3, kd 5e2, kf 1e2, mu 0.75 (dflex's values).
-
-    ``density``: ``None`` keeps the asset's explicit masses (51.6 kg, ANYmal C-like); a number applies dflex's rule
-    instead (masses from the collision shapes at that density; 1000 gives about 27 kg).
+    stiffness 85 / damping 2 with targets never set), plus dflex's always-on limit damping 10 (limit stiffness 1e3
+    never acts: the joints have no limits), armature 0.006. Contact: ke 2e3, kd 5e2, kf 1e2, mu 0.75 (dflex's
+    values). Masses from the collision shapes at ``density`` (dflex: 1000, 37.25 kg).
     """
 
     LIMITS: ClassVar[dict[str, str]] = dict.fromkeys(
@@ -44,7 +43,6 @@ class AnymalConfig(FreeBaseConfig):
     contact_mu: float = 0.75
     limit_ke: float = 1.0e3
     limit_kd: float = 10.0
-    density: float | None = None
     armature: float = 0.006
     joint_stiffness: float = 85.0
     joint_damping: float = 2.0
@@ -66,7 +64,7 @@ class AnymalEnv(FreeBaseRobotEnv):
     """
 
     name = "dflex_anymal"
-    ASSET = "anymal.xml"
+    ASSET = "anymal_c_minimal.xml"
     obs_dim = 49
     action_dim = 12
     cfg: AnymalConfig
@@ -77,15 +75,7 @@ class AnymalEnv(FreeBaseRobotEnv):
     def _build_robot(self, builder: Any) -> None:
         cfg = self.cfg
         self.torque_scale = cfg.action_strength
-        if cfg.density is None:
-            builder.add_mjcf(
-                prepare_mjcf(self.asset_path(), density=None),
-                parse_visuals=False,
-                parse_sites=False,
-                enable_self_collisions=False,
-            )
-        else:
-            load_mjcf(builder, self.asset_path(), density=cfg.density)
+        load_mjcf(builder, self.asset_path(), density=cfg.density)
         if builder.joint_dof_count != 18:
             raise RuntimeError(f"{self.ASSET}: expected 18 DoFs (free base + 12 hinges), got {builder.joint_dof_count}")
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)

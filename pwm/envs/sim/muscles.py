@@ -144,7 +144,7 @@ def ball_spring_kernel(
     ball_child: wp.array(dtype=int),
     ball_q_start: wp.array(dtype=int),
     ball_frame: wp.array(dtype=wp.quat),
-    ke: float,
+    ball_ke: wp.array(dtype=float),
     body_f: wp.array(dtype=wp.spatial_vector),
 ):
     """dflex's ball-joint stiffness: torque ``-ke * q_xyz`` (joint frame) on the child and its opposite on the parent.
@@ -162,7 +162,7 @@ def ball_spring_kernel(
     rot = ball_frame[k]
     if parent >= 0:
         rot = wp.transform_get_rotation(body_q[parent]) * rot
-    tau = wp.quat_rotate(rot, v) * (-ke)
+    tau = wp.quat_rotate(rot, v) * (-ball_ke[k])
     wp.atomic_add(body_f, ball_child[k], wp.spatial_vector(wp.vec3(0.0), tau))
     if parent >= 0:
         wp.atomic_add(body_f, parent, wp.spatial_vector(wp.vec3(0.0), -tau))
@@ -220,15 +220,19 @@ class MuscleModel:
 
 
 class BallSprings:
-    """dflex's ball-joint stiffness for every BALL joint of a newton model (see ``ball_spring_kernel``)."""
+    """dflex's ball-joint stiffness for every BALL joint of a newton model (see ``ball_spring_kernel``); ``ke``: one
+    stiffness for all, or one per ball joint of a world (in joint order; repeated over the worlds)."""
 
-    def __init__(self, model, ke: float):
+    def __init__(self, model, ke: float | Sequence[float]):
         import newton
 
         types = model.joint_type.numpy()
         ids = np.flatnonzero(types == int(newton.JointType.BALL))
         self.count = len(ids)
-        self.ke = float(ke)
+        ke = np.asarray(ke, dtype=np.float32).reshape(-1)  # one value, or one per ball joint of one world (tiled)
+        ke = np.tile(ke, self.count // ke.size) if self.count % ke.size == 0 else np.broadcast_to(ke, (self.count,))
+        self.any_stiffness = bool(np.any(ke != 0.0))
+        self.ke = wp.array(ke.copy(), dtype=float, device=model.device)
         device = model.device
         self.parent = wp.array(model.joint_parent.numpy()[ids].astype(np.int32), dtype=int, device=device)
         self.child = wp.array(model.joint_child.numpy()[ids].astype(np.int32), dtype=int, device=device)
@@ -237,7 +241,7 @@ class BallSprings:
         self.frame = wp.array(frames.astype(np.float32), dtype=wp.quat, device=device)
 
     def apply(self, body_q: wp.array, joint_q: wp.array, body_f: wp.array) -> None:
-        if self.count == 0 or self.ke == 0.0:
+        if self.count == 0 or not self.any_stiffness:
             return
         wp.launch(
             ball_spring_kernel,

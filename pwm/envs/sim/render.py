@@ -30,12 +30,23 @@ def robot_mjcf(name: str) -> str:
     return asset_path(name)
 
 
+def bound_massless_bodies(root: ET.Element) -> None:
+    """Let MuJoCo load a robot with shapeless moving bodies (dflex's ANYmal hips): it rejects zero mass unless the
+    compiler bounds it. Only the MuJoCo twin gets the bound; the simulators keep the asset's masses."""
+    compiler = root.find("compiler")
+    if compiler is None:
+        compiler = ET.SubElement(root, "compiler")
+    compiler.set("boundmass", compiler.get("boundmass", "1e-6"))
+    compiler.set("boundinertia", compiler.get("boundinertia", "1e-9"))
+
+
 def mujoco_model(path: str):
     import mujoco
 
     root = ET.parse(path).getroot()
     for sensor in root.findall("sensor"):  # nv_humanoid.xml's touch sensors name a missing site
         root.remove(sensor)
+    bound_massless_bodies(root)
     world = root.find("worldbody")
     for geom in world.findall("geom"):  # a plain light floor, so that ground contact is visible
         if geom.get("type") == "plane":

@@ -1,9 +1,10 @@
 """dflex's SNUHumanoid ("Humanoid MTU" in the SHAC paper) on warp/newton: obs 53, 152 muscle activations.
 
-The lower-body skeleton is our own ``assets/snu_humanoid.xml`` (dflex's joint layout of SNU's human.xml: Pelvis
-free; FemurR/L ball; TibiaR/L hinge; TalusR/L ball; FootThumbR/L and FootPinkyR/L hinges -> q 29, qd 24) and the
-152 muscle units are our own ``assets/snu_muscles.json`` (SNU's muscle284.xml is not available; see ``muscles.py``
-for the force model). The action is one activation per muscle unit; the muscles are the only actuators.
+The lower-body skeleton is our own ``assets/snu_humanoid.xml``, carrying the numbers of SNU's human.xml as dflex's
+Skeleton loader reads them (Pelvis free; FemurR/L ball; TibiaR/L hinge; TalusR/L ball; FootThumbR/L and FootPinkyR/L
+hinges -> q 29, qd 24; one box per body), and the 152 muscle units are our own ``assets/snu_muscles.json``, carrying
+the waypoints and maximum forces of muscle284.xml's lower-body units (see ``muscles.py`` for the force model). The
+action is one activation per muscle unit; the muscles are the only actuators.
 
 Coordinates. ``q = [pelvis pos (3, newton Z-up), pelvis quat xyzw (4), then per side R, L: Femur quat (4), Tibia (1),
 Talus quat (4), FootThumb (1), FootPinky (1)]``; ``qd = [pelvis COM vel (3), ang vel (3), then per side: Femur (3),
@@ -37,9 +38,12 @@ SNU_LOCAL_QUAT = (0.5, 0.5, 0.5, 0.5)
 class SNUHumanoidConfig(WarpEnvConfig):
     """dflex SNUHumanoid constants (``docs/simulators.md``, "The seven tasks").
 
-    Skeleton: joint stiffness 5 and damping 2 on every joint (the ball joints' stiffness acts on the quaternion's
-    vector part, as dflex's), dflex's limit stiffness 1e3 and always-on limit damping 10 on the hinges, armature
-    0.05. Contact: ke 5e3, kd 2e3, kf 1e3, mu 0.5. 48 substeps, mass matrix every 8.
+    Skeleton: dflex's Skeleton gains, scaled per joint by ``s = m / gain_mass_ref`` (m: the joint's child body mass,
+    dflex's reference 15 kg; ``None`` = no scaling): stiffness ``joint_stiffness * sqrt(s)`` towards the zero pose
+    on every joint (on ball joints it acts on the quaternion's vector part, as dflex's), limit stiffness
+    ``limit_ke * s`` and always-on limit damping ``limit_kd * s`` on the hinges, damping ``joint_damping`` (2,
+    unscaled) on every joint, armature 0.05. E.g. knee (tibia 3 kg): stiffness 2.24, damping 2 + 2; toes (0.2 kg):
+    0.58, 2 + 0.13. Contact: ke 5e3, kd 2e3, kf 1e3, mu 0.5. 48 substeps, mass matrix every 8.
 
     Muscles: force = activation * ``muscle_strength_scale`` * f0 along each muscle segment; ``muscle_file``: a
     muscle table (``None`` = the packaged ``assets/snu_muscles.json``). ``muscle_activation``:
@@ -66,6 +70,7 @@ class SNUHumanoidConfig(WarpEnvConfig):
     armature: float = 0.05
     joint_stiffness: float = 5.0
     joint_damping: float = 2.0
+    gain_mass_ref: float | None = 15.0
     muscle_file: str | None = None
     muscle_activation: Literal["signed", "unit"] = "signed"
     muscle_strength_scale: float = 0.36
@@ -102,10 +107,11 @@ class SNUHumanoidEnv(WarpArticulationEnv):
         super().__init__(cfg, requires_grad)
         body_names = [label.split("/")[-1] for label in self.robot.body_label]
         self.muscles = MuscleModel(self.muscle_table, body_names, cfg.num_envs, device=self.sim.model.device)
-        self.ball_springs = BallSprings(self.sim.model, cfg.joint_stiffness)
+        self.ball_springs = BallSprings(self.sim.model, self.ball_stiffness)
         self.muscle_f0 = torch.as_tensor(self.muscle_table.f0, device=self.device) * cfg.muscle_strength_scale
         self.snu_local_quat = torch.tensor(SNU_LOCAL_QUAT, device=self.device)
         self.default_q = torch.tensor(np.asarray(self.robot.joint_q, dtype=np.float32), device=self.device)
+        self.obs_order = torch.as_tensor(self._snu_axes_order(), device=self.device)
 
     def _build_robot(self, builder: Any) -> None:
         import newton
@@ -124,27 +130,34 @@ class SNUHumanoidEnv(WarpArticulationEnv):
             raise RuntimeError(
                 f"{self.ASSET}: expected q 29 / qd 24, got {len(builder.joint_q)} / {len(builder.joint_qd)}"
             )
-        ball, hinge, ball_coords = [], [], []
-        for j, kind in enumerate(builder.joint_type):
-            start = builder.joint_qd_start[j]
-            if int(kind) == int(newton.JointType.BALL):
-                ball += [start, start + 1, start + 2]
-                ball_coords.append(builder.joint_q_start[j])
-            elif int(kind) == int(newton.JointType.REVOLUTE):
-                hinge.append(start)
         configure_joints(builder, slice(0, 6), armature=0.0, damping=0.0, stiffness=0.0)
-        # ball joints: newton's Featherstone applies only joint_damping to them; the stiffness is BallSprings'
-        configure_joints(builder, ball, armature=cfg.armature, damping=cfg.joint_damping, stiffness=0.0)
-        configure_joints(
-            builder,
-            hinge,
-            armature=cfg.armature,
-            damping=cfg.joint_damping,
-            stiffness=cfg.joint_stiffness,
-            limit_ke=cfg.limit_ke,
-            limit_kd=cfg.limit_kd,
-        )
-        self.ball_coord_starts = ball_coords
+        self.ball_coord_starts, self.ball_dof_starts, self.ball_stiffness = [], [], []
+        for j, kind in enumerate(builder.joint_type):
+            start, scale = builder.joint_qd_start[j], self.gain_scale(builder.body_mass[j])
+            stiffness = cfg.joint_stiffness * math.sqrt(scale)
+            if int(kind) == int(newton.JointType.BALL):
+                # newton's Featherstone applies only joint_damping to ball joints; the stiffness is BallSprings', and
+                # dflex's limit terms act on hinges and sliders only
+                configure_joints(builder, range(start, start + 3), armature=cfg.armature, damping=cfg.joint_damping)
+                self.ball_coord_starts.append(builder.joint_q_start[j])
+                self.ball_dof_starts.append(start)
+                self.ball_stiffness.append(stiffness)
+            elif int(kind) == int(newton.JointType.REVOLUTE):
+                configure_joints(
+                    builder,
+                    [start],
+                    armature=cfg.armature,
+                    damping=cfg.joint_damping,
+                    stiffness=stiffness,
+                    limit_ke=cfg.limit_ke * scale,
+                    limit_kd=cfg.limit_kd * scale,
+                )
+        self.exact_inertia = True  # the asset's inertias follow dflex's rule; keep them as they are
+
+    def gain_scale(self, body_mass: float) -> float:
+        """dflex's Skeleton gain scale of a joint whose child body weighs ``body_mass`` (1 without scaling)."""
+        ref = self.cfg.gain_mass_ref
+        return 1.0 if ref is None else body_mass / ref
 
     # ---- actuation ----------------------------------------------------------------------------------------------
     def activation(self, action: torch.Tensor) -> torch.Tensor:
@@ -180,10 +193,23 @@ class SNUHumanoidEnv(WarpArticulationEnv):
         state["q"] = q
         return state
 
+    def _snu_axes_order(self) -> list[int]:
+        """Observation index order that writes ball-joint coordinates in SNU's axes, as dflex observes them.
+
+        A ball joint's quaternion vector part and its angular velocity are in the joint frame, whose axes here are
+        SNU's relabelled (x, y, z)_ours = (z, x, y)_SNU; dflex's entries (x, y, z)_SNU are ours (y, z, x)."""
+        order = list(range(self.obs_dim))
+        joint_q, joint_qd = 11, 11 + self.nq - 7  # where q[7:] and 0.1 * qd[6:] start in the observation
+        for start in [joint_q + c - 7 for c in self.ball_coord_starts] + [
+            joint_qd + d - 6 for d in self.ball_dof_starts
+        ]:
+            order[start : start + 3] = [start + 1, start + 2, start]
+        return order
+
     def _observe(self, state: State) -> torch.Tensor:
         obs = self.free_base_obs(state, self.cfg.target_x, with_action=False)
         quat = quat_mul(obs[:, 1:5], self.snu_local_quat.expand(obs.shape[0], 4))
-        return torch.cat((obs[:, :1], quat, obs[:, 5:]), dim=-1)
+        return torch.cat((obs[:, :1], quat, obs[:, 5:]), dim=-1)[:, self.obs_order]
 
     def _reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

@@ -32,7 +32,10 @@ coordinate, forward = +x, quaternion including dflex's -pi/2 base rotation).
 
 Physics that follows dflex (``docs/simulators.md``, "Physics that follows dflex"), not newton's defaults:
 
-* masses and inertias from the collision shapes at one density (``set_masses_from_shapes``);
+* masses and inertias from the collision shapes at one density (``set_masses_from_shapes``); where a robot must move
+  exactly as dflex's, its inertias follow dflex's own accumulation rule with its element-wise "rotation"
+  (``dflex_inertia.apply_dflex_inertia``, used by the Ant; the SNU asset carries inertias made by that rule), and
+  the robot sets ``exact_inertia`` so newton keeps them;
 * ground contact: every sphere is one contact point, every capsule two (its end spheres), every box eight corners;
   penalty force ``ke*d + kd*max(-v_n, 0)*d`` (d = penetration), friction ``-kf*v_t`` capped at ``mu*ke*d``, applied
   at the lowest point of the sphere; no shape-shape collisions (``ground_contact_kernel``);

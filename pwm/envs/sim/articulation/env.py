@@ -79,6 +79,7 @@ class WarpArticulationEnv(BatchedEnv):
     free_base: bool = True  # q starts with a free joint (pos 3, quat 4), qd with (v_com 3, omega 3)
     ASSET: str  # the robot's MJCF: a file in ``assets/``, or ``newton:<name>`` for one shipped with newton
     DEVICE_TYPES = ("cpu", "cuda")  # warp runs on these
+    exact_inertia: bool = False  # a robot may set it in ``_build_robot`` to skip newton's inertia correction
 
     @classmethod
     def asset_path(cls) -> str:
@@ -105,6 +106,7 @@ class WarpArticulationEnv(BatchedEnv):
             mm_interval=cfg.mm_interval,
             contact_bodies=self._contact_bodies(robot),
             extra_forces=self._extra_forces if overrides_extra else None,
+            exact_inertia=self.exact_inertia,
         )
         self.nq, self.nqd = self.sim.nq, self.sim.nqd
         # world-frame COM offset of the root body in its own frame (for dflex's origin velocity)

@@ -62,6 +62,7 @@ class WarpSim:
         mm_interval: int | None = None,
         contact_bodies: Sequence[int] | None = None,
         extra_forces: ExtraForces | None = None,
+        exact_inertia: bool = False,
     ) -> None:
         newton = import_newton()
         self.torch_device = torch.device(device)
@@ -81,7 +82,9 @@ class WarpSim:
         scene = newton.ModelBuilder(up_axis=newton.Axis.Z)
         scene.replicate(robot, num_envs)
         # gradients are taken w.r.t. states, forces and extra inputs only, not model parameters
-        self.model = scene.finalize(device=self.device, requires_grad=False)
+        # exact_inertia: keep the builder's inertias even where newton would "correct" them (dflex's are not always
+        # physical; see dflex_inertia.py)
+        self.model = scene.finalize(device=self.device, requires_grad=False, skip_validation_inertia=exact_inertia)
         self.nq = len(robot.joint_q)
         self.nqd = len(robot.joint_qd)
         self.bodies_per_world = robot.body_count
