@@ -188,7 +188,6 @@ def test_recorder_and_replay_episodes_round_trip_through_a_run_state(tmp_path):
 
 
 def test_sb3_baseline_resume_refuses(tmp_path):
-    pytest.importorskip("stable_baselines3")
     from pwm.training.sb3_run import STATE_FILE, Sb3Run, Sb3Settings
 
     marker = tmp_path / "ran"

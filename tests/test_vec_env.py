@@ -6,13 +6,12 @@ import csv
 
 import numpy as np
 import pytest
+import stable_baselines3  # noqa: F401  (the baselines extra, installed by .[dev])
 import torch
 
 from pwm.envs.sim.registry import make_dflex_env
 from pwm.envs.sim.vec_env import BatchedVecEnv, check_vec_env, make_vec_env
 from pwm.training.sb3_run import Sb3Run, Sb3Settings
-
-pytest.importorskip("stable_baselines3")
 
 
 @pytest.mark.parametrize("name", ["dflex_cartpole", "dflex_hopper"])

@@ -45,13 +45,6 @@ def actor_step(actor: nn.Module, optim: torch.optim.Optimizer, loss: torch.Tenso
     return float(norm)
 
 
-def check_actions(action: torch.Tensor, who: str) -> torch.Tensor:
-    """Stop a diverged actor before its NaN/inf actions reach the simulator (which would reject them)."""
-    if not bool(torch.isfinite(action).all()):
-        raise FloatingPointError(f"{who}: the actor's actions are NaN/inf (learning rate too high?)")
-    return action
-
-
 def critic_targets(
     cfg: ActorCriticConfig, rewards: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor
 ) -> torch.Tensor:

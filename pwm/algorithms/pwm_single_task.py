@@ -18,7 +18,6 @@ import torch
 from pwm.algorithms.actor_critic import (
     actor_step,
     apply_lr_schedule,
-    check_actions,
     clip_grads_finite,
     critic_targets,
     fit_critic,
@@ -141,7 +140,7 @@ class SingleTaskPWM(Algorithm):
             reward = self.wm.decode(self.wm.reward(z, action), self.reward_space).nan_to_num(0.0)
             z = self.wm.next(z, action)
             with torch.no_grad():
-                out = env.step(check_actions(action.detach(), f"PWM iteration {self.iteration}"))
+                out = env.step(action.detach())
             if on_step is not None:
                 on_step(action.detach(), out)
             value = self.critic.min(z, detach=True)

@@ -16,7 +16,6 @@ import torch
 from pwm.algorithms.actor_critic import (
     actor_step,
     apply_lr_schedule,
-    check_actions,
     critic_targets,
     fit_critic,
     scaled_actor_loss,
@@ -99,7 +98,7 @@ class SHAC(Algorithm):
         for t in range(cfg.horizon):
             self.obs_rms.update(obs)
             x = self.normalize(obs, stats)
-            action = check_actions(torch.tanh(self.actor(x)), f"SHAC epoch {self.iteration}")
+            action = torch.tanh(self.actor(x))
             out = env.step(action)
             if on_step is not None:
                 on_step(action.detach(), out)

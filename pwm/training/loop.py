@@ -10,6 +10,7 @@ the same random streams, so an interrupted run reproduces the rows of an uninter
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,8 @@ class LoopState:
     """Seconds spent in training steps (not in evaluation or saving), over every session of the run."""
 
 
-class Runner:
-    """What the loop needs from a runner; the hooks default to doing nothing."""
+class Runner(ABC):
+    """What the loop needs from a runner: ``train_step``; the other hooks default to doing nothing."""
 
     run_dir: Path
     general: RunConfig
@@ -70,8 +71,9 @@ class Runner:
         """Train to ``general.steps`` through :func:`run` (the module's loop)."""
         return run(self)
 
+    @abstractmethod
     def train_step(self) -> dict[str, float]:
-        raise NotImplementedError
+        """One training step (one algorithm update); returns its metrics."""
 
     def evaluate(self, step: int) -> dict[str, float]:
         return {}
@@ -94,9 +96,11 @@ class Runner:
 
     def restore(self, extra: dict[str, Any]) -> None:
         """Take back :meth:`checkpoint_extra` values on resume (``self.state`` is already restored)."""
+        return None
 
     def after_save(self, step: int) -> None:
         """After each run state (main rank): exports such as the official-format world model."""
+        return None
 
     def partial_write_dirs(self) -> list[Path]:
         """Directories besides the run directory and ``checkpoints/`` that this runner writes atomically into
@@ -105,6 +109,7 @@ class Runner:
 
     def finish(self, last_eval: dict[str, float]) -> None:
         """After the last step: videos, data files, figures."""
+        return None
 
 
 def run(runner: Runner) -> dict[str, Any]:

@@ -27,6 +27,11 @@ State = dict[str, torch.Tensor]
 RewardTiming = Literal["pre", "post"]
 
 
+class NonFiniteActionError(ValueError, FloatingPointError):
+    """NaN/inf actions: bad input to the env (a ValueError) and, from a training step, a diverged policy (a
+    FloatingPointError, which the training loop turns into a one-line stop that keeps the last run state)."""
+
+
 class EnvStep(NamedTuple):
     """What ``BatchedEnv.step`` returns; every tensor has leading dim ``num_envs``."""
 
@@ -152,7 +157,9 @@ class BatchedEnv(abc.ABC):
             )
         if not torch.isfinite(actions.detach()).all():
             bad = (~torch.isfinite(actions.detach())).any(-1).nonzero().flatten().tolist()
-            raise ValueError(f"{self.name}: actions contain NaN or Inf (envs {bad[:8]})")
+            raise NonFiniteActionError(
+                f"{self.name}: the actions are NaN/inf (envs {bad[:8]}; a diverged policy: learning rate too high?)"
+            )
         return actions.to(device=self.device, dtype=torch.float32).clamp(-1.0, 1.0)
 
     def _step(self, action: torch.Tensor) -> EnvStep:
