@@ -20,21 +20,17 @@ under mt30, pass ``episode_length=L + 1`` as well.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
-from tensordict import TensorDict
 
+from pwm.data.chunks import MT80_PIECE, episode_rows, write_chunk
 from pwm.data.dataset import CACHE_DIRNAME
 from pwm.data.tasks import DMC_EPISODE_LENGTH, TaskSet, get_task_set
 from pwm.envs.suites.dmcontrol import DMControlEnv
-
-MT80_PIECE = 100  # transitions per mt80 row
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,30 +85,6 @@ def rollout(env: DMControlEnv, rng: np.random.Generator) -> tuple[np.ndarray, np
             return np.stack(obs), np.stack(actions), np.asarray(rewards, dtype=np.float32)
 
 
-def to_rows(
-    obs: np.ndarray, action: np.ndarray, reward: np.ndarray, piece: int, task_set: TaskSet
-) -> dict[str, np.ndarray]:
-    """Episode -> dataset rows of ``piece`` transitions each ([P, piece+1, ...]), padded, row 0 filler."""
-    steps = action.shape[0]
-    if steps % piece:
-        raise ValueError(f"an episode of {steps} steps does not split into pieces of {piece}")
-    rows = piece + 1
-    obs_p = np.zeros((steps + 1, task_set.obs_dim), np.float32)
-    obs_p[:, : obs.shape[1]] = obs
-    act_p = np.zeros((steps + 1, task_set.action_dim), np.float32)  # row 0 stays zero (filler)
-    act_p[1:, : action.shape[1]] = action
-    rew_p = np.concatenate([[np.nan], reward]).astype(np.float32)  # row 0 is NaN (filler)
-    starts = range(0, steps, piece)
-    out = {
-        "obs": np.stack([obs_p[s : s + rows] for s in starts]),
-        "action": np.stack([act_p[s : s + rows] for s in starts]),
-        "reward": np.stack([rew_p[s : s + rows] for s in starts]),
-    }
-    out["action"][:, 0] = 0.0  # a piece's row 0 is filler too, even where it is another piece's last row
-    out["reward"][:, 0] = np.nan
-    return out
-
-
 def generate(args: argparse.Namespace, task_set: TaskSet, ids: list[int]) -> Iterator[dict[str, np.ndarray]]:
     """Rows of every episode of every task, in task order; prints one summary line per task."""
     piece = args.episode_length if args.task_set == "mt30" else MT80_PIECE
@@ -120,31 +92,14 @@ def generate(args: argparse.Namespace, task_set: TaskSet, ids: list[int]) -> Ite
         seeds = np.random.SeedSequence([args.seed, task_id])
         env_seed, policy_seed = seeds.generate_state(2)
         env = DMControlEnv(name, seed=int(env_seed), episode_length=args.episode_length)
-        if env.obs_dim > task_set.obs_dim or env.action_dim > task_set.action_dim:
-            raise ValueError(
-                f"{name}: obs/action dims {env.obs_dim}/{env.action_dim} exceed {task_set.name}'s "
-                f"padded dims {task_set.obs_dim}/{task_set.action_dim}"
-            )
         rng = np.random.default_rng(int(policy_seed))
         returns = []
         for _ in range(args.episodes_per_task):
             obs, action, reward = rollout(env, rng)
             returns.append(float(reward.sum()))
-            rows = to_rows(obs, action, reward, piece, task_set)
-            rows["task"] = np.full(rows["reward"].shape, task_id, np.int32)
-            yield rows
+            yield episode_rows(obs, action, reward, piece, task_set, task_id)
         env.close()
         print(f"{name} (id {task_id}): {args.episodes_per_task} episodes, mean return {np.mean(returns):.1f}")
-
-
-def write_chunk(rows: list[dict[str, np.ndarray]], path: Path) -> None:
-    """Save atomically (temp file + rename) so a killed run never leaves a truncated chunk."""
-    data = {k: torch.from_numpy(np.concatenate([r[k] for r in rows])) for k in rows[0]}
-    td = TensorDict(data, batch_size=list(data["reward"].shape))
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(td, tmp)
-    os.replace(tmp, path)
-    print(f"wrote {path}: {td.shape[0]} rows of length {td.shape[1]}")
 
 
 def main(argv: list[str] | None = None) -> int:

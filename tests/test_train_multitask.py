@@ -95,7 +95,7 @@ def test_rows_of_a_session_killed_before_its_first_run_state_are_not_repeated(wo
     assert [int(r["iteration"]) for r in read_results(tmp_path)] == [0, 2]
 
 
-@pytest.mark.parametrize("prior", ["pwm", "tdmpc2"])
+@pytest.mark.parametrize("prior", ["pwm", "tdmpc2", "both"])
 def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
     data, ckpt = world_model
     planning = ["eval.planning=true", f"eval.prior={prior}", "eval.mppi.iterations=1", "eval.mppi.num_samples=32",
@@ -103,7 +103,8 @@ def test_planning_evaluation_adds_its_own_rows(world_model, tmp_path, prior):
     result = run_script(data, ckpt, tmp_path, "general.steps=2", "general.eval_every=2", *planning)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [(int(r["iteration"]), r["alg"]) for r in read_results(tmp_path)]
-    assert rows == [(0, "pwm"), (2, "pwm"), (2, "pwm+mppi" if prior == "pwm" else "tdmpc2-mppi")]
+    planned = {"pwm": ["pwm+mppi"], "tdmpc2": ["tdmpc2-mppi"], "both": ["pwm+mppi", "tdmpc2-mppi"]}[prior]
+    assert rows == [(0, "pwm"), (2, "pwm"), *((2, alg) for alg in planned)]
     assert 0 <= float(read_results(tmp_path)[-1]["episode_reward"]) <= 1000
 
 

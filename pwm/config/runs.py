@@ -176,7 +176,7 @@ class EvalConfig:
     planning: bool = False
     prior: str = "pwm"
     """``pwm``: PWM's actor as the plan prior and its critic as terminal value (PWM's planning evaluation);
-    ``tdmpc2``: the world model's own policy prior and Q (the TD-MPC2 baseline)."""
+    ``tdmpc2``: the world model's own policy prior and Q (the TD-MPC2 baseline); ``both``: one after the other."""
     mppi: MPPIConfig = field(default_factory=MPPIConfig)
 
 
@@ -195,8 +195,8 @@ class MultitaskConfig:
     def check(self) -> None:
         from pwm.data.tasks import get_task_set
 
-        if self.eval.prior not in ("pwm", "tdmpc2"):
-            raise ConfigError(f"eval.prior={self.eval.prior!r}; choose pwm or tdmpc2")
+        if self.eval.prior not in ("pwm", "tdmpc2", "both"):
+            raise ConfigError(f"eval.prior={self.eval.prior!r}; choose pwm, tdmpc2 or both")
         try:
             get_task_set(self.task_set).index(self.task)
         except KeyError as err:

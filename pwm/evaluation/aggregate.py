@@ -62,6 +62,8 @@ class Run:
     episode_reward: np.ndarray  # float64 [E]
     episode_success: np.ndarray  # float64 [E]
     total_time: np.ndarray  # float64 [E]
+    reference: float = DMC_MAX_REWARD
+    """What a DMControl return is divided by: 1000 (the paper's convention) or a reference agent's return."""
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -76,12 +78,12 @@ class Run:
         """Normalised score of every evaluation, in iteration order."""
         if self.task.startswith("mw-"):
             return self.episode_success.copy()
-        return self.episode_reward / DMC_MAX_REWARD
+        return self.episode_reward / self.reference
 
     @property
     def score(self) -> float:
         """Normalised score of the final evaluation (largest iteration)."""
-        return normalized_score(self.task, self.episode_reward[-1], self.episode_success[-1])
+        return float(self.scores[-1])
 
 
 def _parse(value: str, kind: type, path: Path, line: int, column: str) -> int | float:
@@ -95,7 +97,17 @@ def _parse(value: str, kind: type, path: Path, line: int, column: str) -> int | 
 
 
 def read_run(path: str | Path) -> Run:
-    """Read and validate one ``results.csv`` (exact header, numeric fields, one known task and seed per file)."""
+    """Read and validate one ``results.csv`` of one algorithm (see :func:`read_runs`)."""
+    runs = read_runs(path)
+    if len(runs) > 1:
+        algs = ", ".join(r.alg for r in runs)
+        raise ResultsError(f"{path}: holds several algorithms ({algs}); read it with read_runs")
+    return runs[0]
+
+
+def read_runs(path: str | Path) -> list[Run]:
+    """Read and validate one ``results.csv`` (exact header, numeric fields, one known task and seed per file): one
+    run per algorithm in it (a planning evaluation adds ``pwm+mppi`` / ``tdmpc2-mppi`` rows next to ``pwm``)."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -109,37 +121,39 @@ def read_run(path: str | Path) -> Run:
         raise ResultsError(f"{path}: no evaluation rows")
     col = {name: i for i, name in enumerate(RESULTS_HEADER)}
     ident: tuple[str, ...] | None = None
-    iterations, rewards, successes, times = [], [], [], []
+    by_alg: dict[str, list[tuple[int, float, float, float]]] = {}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(RESULTS_HEADER):
             raise ResultsError(f"{path}:{line}: expected {len(RESULTS_HEADER)} fields, got {len(row)}")
-        this = tuple(row[col[k]] for k in ("task_set", "alg", "task", "seed"))
+        this = tuple(row[col[k]] for k in ("task_set", "task", "seed"))
         if ident is not None and this != ident:
-            raise ResultsError(f"{path}:{line}: task_set/alg/task/seed {this} differ from the first row's {ident}")
+            raise ResultsError(f"{path}:{line}: task_set/task/seed {this} differ from the first row's {ident}")
         ident = this
-        iterations.append(_parse(row[col["iteration"]], int, path, line, "iteration"))
-        rewards.append(_parse(row[col["episode_reward"]], float, path, line, "episode_reward"))
-        successes.append(_parse(row[col["episode_success"]], float, path, line, "episode_success"))
-        times.append(_parse(row[col["total_time"]], float, path, line, "total_time"))
-    task_set, alg, task, seed = ident
+        by_alg.setdefault(row[col["alg"]], []).append((
+            _parse(row[col["iteration"]], int, path, line, "iteration"),
+            _parse(row[col["episode_reward"]], float, path, line, "episode_reward"),
+            _parse(row[col["episode_success"]], float, path, line, "episode_success"),
+            _parse(row[col["total_time"]], float, path, line, "total_time"),
+        ))  # fmt: skip
+    task_set, task, seed = ident
     if task_set not in TASK_SETS:
         raise ResultsError(f"{path}: unknown task_set {task_set!r}; expected one of {', '.join(TASK_SETS)}")
     if task not in TASK_SETS[task_set].names:
         raise ResultsError(f"{path}: unknown task {task!r} for {task_set} (see pwm.data.tasks)")
-    if len(set(iterations)) != len(iterations):
+    seed = int(_parse(seed, int, path, 2, "seed"))
+    return [_make_run(path, task_set, alg, task, seed, values) for alg, values in by_alg.items()]
+
+
+def _make_run(path: Path, task_set: str, alg: str, task: str, seed: int, values: list[tuple]) -> Run:
+    iterations, rewards, successes, times = (np.asarray(v) for v in zip(*values, strict=True))
+    if len(set(iterations.tolist())) != len(iterations):
         raise ResultsError(f"{path}: repeated iterations")
     order = np.argsort(iterations)
     return Run(
-        path=path,
-        task_set=task_set,
-        alg=alg,
-        task=task,
-        seed=int(_parse(seed, int, path, 2, "seed")),
-        iterations=np.asarray(iterations, dtype=np.int64)[order],
-        episode_reward=np.asarray(rewards, dtype=np.float64)[order],
-        episode_success=np.asarray(successes, dtype=np.float64)[order],
-        total_time=np.asarray(times, dtype=np.float64)[order],
-    )
+        path=path, task_set=task_set, alg=alg, task=task, seed=seed,
+        iterations=iterations.astype(np.int64)[order], episode_reward=rewards.astype(np.float64)[order],
+        episode_success=successes.astype(np.float64)[order], total_time=times.astype(np.float64)[order],
+    )  # fmt: skip
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -163,8 +177,7 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     if not files:
         raise ResultsError(f"no {RESULTS_FILENAME} found under {', '.join(map(str, paths))}")
     runs: dict[tuple, Run] = {}
-    for f in files:
-        run = read_run(f)
+    for run in (r for f in files for r in read_runs(f)):
         old = runs.get(run.key)
         if old is not None:
             keep, drop = (run, old) if run.final_iteration > old.final_iteration else (old, run)

@@ -90,12 +90,12 @@ class MultitaskRun(loop.Runner):
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return self.algo.act(x, deterministic=True)[0].cpu().numpy()
 
-    def planner(self):
-        """MPPI with PWM's actor/critic (``eval.prior=pwm``) or the world model's own prior and Q (``tdmpc2``)."""
+    def planner(self, prior: str):
+        """MPPI with PWM's actor/critic (``prior="pwm"``) or the world model's own prior and Q (``"tdmpc2"``)."""
         from pwm.planning.mppi import MPPIPlanner
 
         e, wm, task = self.cfg.eval, self.world_model, self.task_id
-        if e.prior == "pwm":
+        if prior == "pwm":
             prior = lambda z: torch.tanh(self.algo.actor(z))  # noqa: E731
             value = self.algo.critic.min
         else:
@@ -112,15 +112,21 @@ class MultitaskRun(loop.Runner):
         self._append(step, "pwm", metrics)
         final = step == self.general.steps
         if final and self.cfg.eval.planning:
-            planner = self.planner()
-            plan = lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()  # noqa: E731
-            planned = evaluate(plan, env, self.general.eval_runs, on_reset=planner.reset)
-            self._append(step, "pwm+mppi" if self.cfg.eval.prior == "pwm" else "tdmpc2-mppi", planned)
+            for prior in ("pwm", "tdmpc2") if self.cfg.eval.prior == "both" else (self.cfg.eval.prior,):
+                planner = self.planner(prior)
+                planned = evaluate(self._plan_fn(planner), env, self.general.eval_runs, on_reset=planner.reset)
+                self._append(step, "pwm+mppi" if prior == "pwm" else "tdmpc2-mppi", planned)
         if final and self.general.video:
             from pwm.envs.suites.video import record_episode
 
             record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{step}.mp4")
         return metrics
+
+    def _plan_fn(self, planner):
+        return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
+
+    def _plan_fn(self, planner):
+        return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
 
     def _append(self, step: int, alg: str, metrics: dict[str, float]) -> None:
         self.results.append({

@@ -122,7 +122,7 @@ class Sb3Run:
         model.num_timesteps = state["num_timesteps"]
         if self.settings.algo == "sac":
             model.log_ent_coef.data.copy_(state["log_ent_coef"])
-            _restore_buffer(model.replay_buffer, state["buffer"])
+            restore_buffer(model.replay_buffer, state["buffer"])
         return model
 
     def _read_rows(self, upto: int) -> list[dict[str, Any]]:
@@ -169,7 +169,7 @@ class Sb3Run:
         state = {"params": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps}
         if self.settings.algo == "sac":
             state["log_ent_coef"] = self.model.log_ent_coef.detach().clone()
-            state["buffer"] = _buffer_state(self.model.replay_buffer)
+            state["buffer"] = buffer_state(self.model.replay_buffer)
         atomic_torch_save(state, self.out / STATE_FILE)
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
@@ -177,14 +177,14 @@ class Sb3Run:
         return torch.as_tensor(np.asarray(action, dtype=np.float32), device=obs.device)
 
 
-def _buffer_state(buffer) -> dict[str, Any]:
+def buffer_state(buffer) -> dict[str, Any]:
     """SAC's replay buffer as tensors (the filled part only) and its write position."""
     size = buffer.buffer_size if buffer.full else buffer.pos
     arrays = {k: torch.from_numpy(getattr(buffer, k)[:size].copy()) for k in _BUFFER_ARRAYS}
     return {**arrays, "pos": buffer.pos, "full": buffer.full}
 
 
-def _restore_buffer(buffer, state: dict[str, Any]) -> None:
+def restore_buffer(buffer, state: dict[str, Any]) -> None:
     for key in _BUFFER_ARRAYS:
         values = state[key].numpy()
         getattr(buffer, key)[: len(values)] = values
