@@ -389,9 +389,12 @@ def format_summary(summaries: Sequence[GroupSummary], reps: int, confidence: flo
 def format_per_task(stats: Sequence[TaskStats]) -> str:
     """Per-task table: normalised score mean ± std over seeds."""
     width = max([len(t.task) for t in stats] + [4])
-    lines = [f"{'task_set':<9}{'alg':<8}{'task':<{width}}  {'runs':>4}  score mean ± std"]
+    alg_width = max([len(t.alg) + 1 for t in stats] + [8])
+    lines = [f"{'task_set':<9}{'alg':<{alg_width}}{'task':<{width}}  {'runs':>4}  score mean ± std"]
     for t in stats:
-        lines.append(f"{t.task_set:<9}{t.alg:<8}{t.task:<{width}}  {len(t.seeds):>4}  {t.mean:.4f} ± {t.std:.4f}")
+        lines.append(
+            f"{t.task_set:<9}{t.alg:<{alg_width}}{t.task:<{width}}  {len(t.seeds):>4}  {t.mean:.4f} ± {t.std:.4f}"
+        )
     return "\n".join(lines)
 
 

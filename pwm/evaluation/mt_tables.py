@@ -34,7 +34,10 @@ def read_references(path: str | Path) -> dict[str, float]:
         raise ResultsError(f"{path}: expected a JSON object of task -> reference return")
     for task, value in data.items():
         if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ResultsError(f"{path}: reference return of {task!r} is {value!r}; expected a positive number")
+            raise ResultsError(
+                f"{path}: reference return of {task!r} is {value!r}; expected a positive number (an agent that "
+                "scored nothing cannot normalise: collect longer, or leave out --normalise-by for return / 1000)"
+            )
     return {t: float(v) for t, v in data.items()}
 
 
