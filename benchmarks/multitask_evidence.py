@@ -14,7 +14,9 @@ Stages, each a subprocess of a repository script that resumes on its own, and ea
 4. ``scripts/aggregate_results.py --normalise-by <manifest>``: scores normalised by the data-collecting agent's
    final return; mean / median / IQM with 95% stratified-bootstrap CIs, the per-task table, CSVs and a figure in
    ``<out>/results`` (or ``--results``).
-5. World-model quality per task (``pwm.evaluation.wm_quality``) into ``<results>/wm_quality.csv``.
+5. World-model quality per task (``pwm.evaluation.wm_quality``): on the data (early / late / all episodes) into
+   ``<results>/wm_quality.csv``, and along each final PWM policy's own evaluation episodes (reward, latent and
+   critic-value errors; ``eval.model_errors=true``) into ``<results>/policy_model_errors.csv``.
 
 Killing this script at any point and rerunning the same command continues where it stopped.
 
@@ -115,7 +117,8 @@ def policy(args: argparse.Namespace, checkpoint: Path, task: str, seed: int) -> 
         *_dims(args, "alg.world_model."), f"task={task}", f"seed={seed}", f"general.data_dir={data_dir(args)}",
         f"general.checkpoint={checkpoint}", f"general.run_dir={run_dir}", f"general.steps={args.pwm_steps}",
         f"general.eval_every={every}", f"general.save_every={every}", f"general.eval_runs={args.eval_runs}",
-        f"general.threads={args.threads}", "eval.planning=true", "eval.prior=both", "logger.wandb=false",
+        f"general.threads={args.threads}", "eval.planning=true", "eval.prior=both", "eval.model_errors=true",
+        "logger.wandb=false",
         "logger.progress=false", *shlex.split(args.pwm_args),
     ]  # fmt: skip
     _run(args, cmd)
@@ -163,6 +166,15 @@ def model_quality(args: argparse.Namespace, checkpoint: Path) -> None:
             rows.append({k: round(v, 5) if isinstance(v, float) else v for k, v in dataclasses.asdict(e).items()})
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     print(f"wrote {write_csv(results_dir(args) / 'wm_quality.csv', rows)}", flush=True)
+    policy_rows = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            path = Path(args.out).resolve() / "policies" / task / f"seed{seed}" / "model_errors.json"
+            if path.is_file():
+                values = json.loads(path.read_text())
+                policy_rows.append({"task": task, "seed": seed, **{k: round(v, 5) for k, v in values.items()}})
+    if policy_rows:
+        print(f"wrote {write_csv(results_dir(args) / 'policy_model_errors.csv', policy_rows)}", flush=True)
 
 
 def main(argv=None) -> int:

@@ -64,6 +64,9 @@ def test_toy_chain_makes_the_table_and_a_rerun_skips_finished_work(evidence, tmp
     quality = read(results / "wm_quality.csv")
     assert [(q["task"], q["part"]) for q in quality] == [(t, p) for t in TASKS for p in ("early", "late", "all")]
     assert all(float(q["reward_mae_rollout"]) >= 0 and float(q["latent_mse_last"]) >= 0 for q in quality)
+    policy_errors = read(results / "policy_model_errors.csv")
+    assert [r["task"] for r in policy_errors] == list(TASKS)
+    assert all(float(r["reward_mae_first"]) >= 0 and float(r["value_rel_error"]) >= 0 for r in policy_errors)
     assert (results / "multitask_evidence.png").stat().st_size > 0
     out = capfd.readouterr().out
     assert "tdmpc2-mppi" in out and "cartpole-swingup" in out  # the table went to stdout

@@ -178,6 +178,9 @@ class EvalConfig:
     """``pwm``: PWM's actor as the plan prior and its critic as terminal value (PWM's planning evaluation);
     ``tdmpc2``: the world model's own policy prior and Q (the TD-MPC2 baseline); ``both``: one after the other."""
     mppi: MPPIConfig = field(default_factory=MPPIConfig)
+    model_errors: bool = False
+    """At the final evaluation, write ``model_errors.json``: the world model's reward / latent errors and the
+    critic's value error along the policy's own real episodes (``pwm.evaluation.wm_quality.policy_errors``)."""
 
 
 @dataclass

@@ -89,3 +89,66 @@ def _errors(model, obs, action, reward, task: str, task_id: int, part: str, gamm
         return_rel_error_constant=float((ret_const - ret).abs().mean() / scale),
         latent_mse_first=latent_err[0], latent_mse_last=latent_err[-1],
     )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------- along the policy's own visits
+
+
+class RecordingEnv:
+    """Wraps an evaluation env and keeps every episode's observations, actions and rewards, so the model can be
+    checked where a policy actually goes (which the data may not cover)."""
+
+    def __init__(self, env) -> None:
+        self.env, self.episodes = env, []
+
+    def reset(self) -> np.ndarray:
+        obs = self.env.reset()
+        self.episodes.append({"obs": [obs], "action": [], "reward": []})
+        return obs
+
+    def step(self, action: np.ndarray):
+        out = self.env.step(action)
+        episode = self.episodes[-1]
+        episode["obs"].append(out.obs)
+        episode["action"].append(np.asarray(action, dtype=np.float32))
+        episode["reward"].append(float(out.reward))
+        return out
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+
+def _symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+@torch.no_grad()
+def policy_errors(
+    model: WorldModel, critic, episodes: list[dict], task_id: int, horizon: int, gamma: float, reward_space: str,
+    stride: int = 8, tail: int = 300,
+) -> dict[str, float]:  # fmt: skip
+    """Model errors on windows of recorded real episodes (every ``stride`` steps), and the critic's error: V(z_t)
+    against the real discounted return-to-go in the critic's reward space (symlog rewards for PWM's reference
+    setting), for starts with at least ``tail`` steps left (γ^300 ≈ 0.05 of the truncated rest is ignored)."""
+    model.eval()
+    obs_w, act_w, rew_w, values, targets = [], [], [], [], []
+    for e in episodes:
+        obs = torch.as_tensor(np.stack(e["obs"]), dtype=torch.float32)
+        action = torch.as_tensor(np.stack(e["action"]), dtype=torch.float32)
+        reward = torch.as_tensor(e["reward"], dtype=torch.float32)
+        for s in range(0, len(reward) - horizon + 1, stride):
+            obs_w.append(obs[s : s + horizon + 1])
+            act_w.append(action[s : s + horizon])
+            rew_w.append(reward[s : s + horizon])
+        space = _symlog(reward) if reward_space == "symlog" else reward
+        for s in range(0, len(reward) - tail + 1, stride):
+            rest = space[s:]
+            targets.append(float((gamma ** torch.arange(len(rest), dtype=torch.float32) * rest).sum()))
+            values.append(float(critic.min(model.encode(obs[s : s + 1], task_id)).reshape(-1)[0]))
+    errors = _errors(model, torch.stack(obs_w, 1), torch.stack(act_w, 1), torch.stack(rew_w, 1), "", task_id, "", gamma)
+    out = {k: v for k, v in errors.__dict__.items() if isinstance(v, float)}
+    if values:
+        v, t = np.array(values), np.array(targets)
+        out.update(value_mean=float(v.mean()), value_target_mean=float(t.mean()),
+                   value_rel_error=float(np.abs(v - t).mean() / max(np.abs(t).mean(), 1e-6)))  # fmt: skip
+    return out

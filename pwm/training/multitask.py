@@ -108,9 +108,16 @@ class MultitaskRun(loop.Runner):
         from pwm.envs.suites.registry import make_env
 
         env = make_env(self.cfg.task, seed=self.cfg.seed * 100_000 + step, task_set=self.cfg.task_set)
+        final = step == self.general.steps
+        recorder = None
+        if final and self.cfg.eval.model_errors:
+            from pwm.evaluation.wm_quality import RecordingEnv
+
+            env = recorder = RecordingEnv(env)
         metrics = evaluate(self.policy, env, self.general.eval_runs)
         self._append(step, "pwm", metrics)
-        final = step == self.general.steps
+        if recorder is not None:
+            self._write_model_errors(recorder.episodes)
         if final and self.cfg.eval.planning:
             for prior in ("pwm", "tdmpc2") if self.cfg.eval.prior == "both" else (self.cfg.eval.prior,):
                 planner = self.planner(prior)
@@ -122,8 +129,30 @@ class MultitaskRun(loop.Runner):
             record_episode(env, self.policy, self.run_dir / "videos" / f"{self.cfg.task}_{step}.mp4")
         return metrics
 
+    def _write_model_errors(self, episodes: list[dict]) -> None:
+        """``model_errors.json``: the frozen model's and the critic's errors along the final policy's episodes."""
+        import json
+
+        from pwm.evaluation.wm_quality import policy_errors
+
+        a = self.cfg.alg
+        errors = policy_errors(self.world_model, self.algo.critic, episodes, self.task_id, a.horizon, a.gamma,
+                               a.reward_space)  # fmt: skip
+        (self.run_dir / "model_errors.json").write_text(json.dumps(errors, indent=1) + "\n")
+
     def _plan_fn(self, planner):
         return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
+
+    def _write_model_errors(self, episodes: list[dict]) -> None:
+        """``model_errors.json``: the frozen model's and the critic's errors along the final policy's episodes."""
+        import json
+
+        from pwm.evaluation.wm_quality import policy_errors
+
+        a = self.cfg.alg
+        errors = policy_errors(self.world_model, self.algo.critic, episodes, self.task_id, a.horizon, a.gamma,
+                               a.reward_space)  # fmt: skip
+        (self.run_dir / "model_errors.json").write_text(json.dumps(errors, indent=1) + "\n")
 
     def _plan_fn(self, planner):
         return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
