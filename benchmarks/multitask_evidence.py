@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="folder of the whole run (data, world model, policies, results)")
     p.add_argument("--results", help="where the table, CSVs and figure go (default: <out>/results)")
     p.add_argument("--tasks", nargs="+", default=list(MINI_MT), help="MT30 tasks (default: the mini-MT set)")
+    p.add_argument(
+        "--policy-tasks", nargs="+", help="tasks to extract policies for (default: --tasks; the model sees all)"
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--collect-steps", type=int, default=50_000, help="SAC agent steps per task")
     p.add_argument("--random-steps", type=int, default=2_500, help="uniform-random steps before SAC learns")
@@ -137,6 +140,13 @@ def policy(args: argparse.Namespace, checkpoint: Path, task: str, seed: int) -> 
         marker.write_text(json.dumps({"steps": args.pwm_steps, "command": cmd}))
 
 
+def policy_tasks(args: argparse.Namespace) -> list[str]:
+    tasks = args.policy_tasks or args.tasks
+    if not set(tasks) <= set(args.tasks):
+        raise SystemExit(f"error: --policy-tasks {' '.join(sorted(set(tasks) - set(args.tasks)))} not in --tasks")
+    return tasks
+
+
 def results_dir(args: argparse.Namespace) -> Path:
     return Path(args.results).resolve() if args.results else Path(args.out).resolve() / "results"
 
@@ -178,7 +188,7 @@ def model_quality(args: argparse.Namespace, checkpoint: Path) -> None:
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     print(f"wrote {write_csv(results_dir(args) / 'wm_quality.csv', rows)}", flush=True)
     policy_rows = []
-    for task in args.tasks:
+    for task in policy_tasks(args):
         for seed in args.seeds:
             path = Path(args.out).resolve() / "policies" / task / f"seed{seed}" / "model_errors.json"
             if path.is_file():
@@ -190,9 +200,10 @@ def model_quality(args: argparse.Namespace, checkpoint: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    tasks = policy_tasks(args)
     collect(args)
     checkpoint = world_model(args)
-    runs = [(task, seed) for task in args.tasks for seed in args.seeds]
+    runs = [(task, seed) for seed in args.seeds for task in tasks]  # seed-major: a stopped run has whole seeds
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # threads only wait for subprocesses
         for done in [pool.submit(policy, args, checkpoint, task, seed) for task, seed in runs]:
             done.result()
