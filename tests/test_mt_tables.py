@@ -48,13 +48,16 @@ def test_scores_normalised_by_the_collecting_agents_return(tmp_path):
     assert table[1].split()[:2] == ["reacher-easy", "0.100"] and "0.800" in table[1]  # registry order: id 4 first
     with pytest.raises(ResultsError, match="no reference return for task 'reacher-easy'"):
         with_references(runs, {"cartpole-swingup": 600.0})
+    with pytest.raises(ResultsError, match=r"reference return of 'reacher-easy' is 0\.0; a score needs a positive"):
+        with_references(runs, {**refs, "reacher-easy": 0.0})  # an agent that learnt nothing (used by a run)
+    assert len(with_references(runs, {**refs, "finger-spin": 0.0})) == 4  # unused tasks may score 0
 
 
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ('{"cartpole-swingup": 0}', "expected a positive number"),
-        ('{"tasks": {"cartpole-swingup": {"final_return": -3}}}', "expected a positive number"),
+        ('{"cartpole-swingup": "high"}', "expected a number"),
+        ('{"tasks": {"cartpole-swingup": {"random_return": 3}}}', "is None; expected a number"),
         ("[1, 2]", "expected a JSON object"),
         ("{not json", "cannot read reference returns"),
     ],

@@ -33,11 +33,8 @@ def read_references(path: str | Path) -> dict[str, float]:
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object of task -> reference return")
     for task, value in data.items():
-        if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ResultsError(
-                f"{path}: reference return of {task!r} is {value!r}; expected a positive number (an agent that "
-                "scored nothing cannot normalise: collect longer, or leave out --normalise-by for return / 1000)"
-            )
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise ResultsError(f"{path}: reference return of {task!r} is {value!r}; expected a number")
     return {t: float(v) for t, v in data.items()}
 
 
@@ -50,6 +47,11 @@ def with_references(runs: Iterable[Run], references: dict[str, float]) -> list[R
             continue
         if run.task not in references:
             raise ResultsError(f"no reference return for task {run.task!r} (have: {', '.join(sorted(references))})")
+        if references[run.task] <= 0:
+            raise ResultsError(
+                f"the reference return of {run.task!r} is {references[run.task]}; a score needs a positive one (an "
+                "agent that scored nothing cannot normalise: collect longer, or leave the task out)"
+            )
         out.append(dataclasses.replace(run, reference=references[run.task]))
     return out
 
