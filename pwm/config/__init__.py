@@ -27,7 +27,8 @@ from pwm.utils.errors import ConfigError
 __all__ = [
     "MODEL_SIZES", "ActorCriticConfig", "ConfigError", "DflexConfig", "DflexEnvConfig", "DflexRunConfig",
     "EvalConfig", "GymEnvConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig", "MultitaskRunConfig",
-    "OnlineConfig", "OnlineRunConfig", "PWMConfig", "PolyGRADConfig", "RunConfig", "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
+    "OnlineConfig", "OnlineRunConfig", "PWMConfig", "PolyGRADConfig", "RunConfig", "SHACConfig", "TDMPC2Config",
+    "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
     "register_configs", "resolve_world_model",
 ]  # fmt: skip
 
