@@ -21,6 +21,7 @@ from pwm.algorithms.polygrad import standardized_action_std, tune_guidance
 from pwm.config import ConfigError, register_configs
 from pwm.data.trajectories import TrajectoryBuffer
 from pwm.envs.suites.gym_mujoco import GymMujocoEnv
+from pwm.evaluation.error_study import MODELS, load_run, run_study
 from pwm.evaluation.trajectory_error import open_loop_mse
 from pwm.models.diffusion import GaussianDiffusion, cosine_tau_alphas_cumprod
 from pwm.models.trajectory_denoisers import make_denoiser
@@ -182,6 +183,12 @@ def test_online_script_writes_metrics_and_resumes_to_identical_rows(tmp_path):
     OnlineRun(_compose([*TINY, "general.steps=60"]), cut).run()
     keys = ["step", "env_steps", "denoiser/loss", "actor/loss", "critic/loss", "guidance/scale", "eval/return"]
     assert [[r[k] for k in keys] for r in _rows(cut)] == [[r[k] for k in keys] for r in _rows(full)]
+    rec = load_run(str(full))  # the error study on this run's buffer and final policy, at a toy size
+    mse = run_study(rec, list(MODELS), steps=2, starts=3, tune_rounds=1, seed=0, sizes={"mlp": (16, 1),
+                    "transformer": (16, 1)})  # fmt: skip
+    assert set(mse) == set(MODELS) and all(
+        v.shape == (4,) and v[0] < 1e-9 and np.isfinite(v).all() for v in mse.values()
+    )
 
 
 class _ImageEnv:
