@@ -83,7 +83,8 @@ class CausalBlock(nn.Module):
 
 
 class TransformerDenoiser(nn.Module):
-    """Token k = Linear([x_k, a_k]) + learned position + MLP(sinusoidal(t)); causal blocks; Linear head to x_k."""
+    """Token k = Linear([x_k, a_k]) + learned position + MLP(sinusoidal(t)); causal blocks; a linear head to x_k
+    (no final LayerNorm, as the reference)."""
 
     def __init__(self, horizon: int, x_dim: int, action_dim: int, dim: int = 312, blocks: int = 6,
                  heads: int = 4) -> None:  # fmt: skip
@@ -93,18 +94,28 @@ class TransformerDenoiser(nn.Module):
         self.dim = dim
         self.token = nn.Linear(x_dim + action_dim, dim)
         self.position = nn.Parameter(torch.zeros(1, horizon, dim))
-        self.time = nn.Sequential(nn.Linear(dim, 4 * dim), nn.Mish(), nn.Linear(4 * dim, dim))
+        self.time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.blocks = nn.ModuleList(CausalBlock(dim, heads) for _ in range(blocks))
-        self.ln = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, x_dim)
+        self._init_gpt(blocks)
+
+    def _init_gpt(self, blocks: int) -> None:
+        """GPT-2's init: N(0, 0.02) weights, zero biases, residual output projections scaled by 1/sqrt(2 blocks)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
         nn.init.normal_(self.position, std=0.02)
+        for block in self.blocks:
+            for proj in (block.out, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * blocks))
 
     def forward(self, x: torch.Tensor, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h = self.token(torch.cat([x, actions], dim=-1)) + self.position[:, : x.shape[1]]
         h = h + self.time(sinusoidal(t, self.dim))[:, None]
         for block in self.blocks:
             h = block(h)
-        return self.head(self.ln(h))
+        return self.head(h)
 
 
 def make_denoiser(kind: str, horizon: int, x_dim: int, action_dim: int, width: int, blocks: int,

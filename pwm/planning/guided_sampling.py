@@ -9,9 +9,10 @@ Each reverse step t = T-1 .. 0 (all in normalised space, ``x_T ~ N(0, I)`` with 
 2. for ``t <= clip_below_t`` the posterior mean moves at most ``clip_state_change`` from ``x_t`` per dimension;
 3. the policy is scored on the predicted clean states (``x0_hat``'s observations, unnormalised);
 4. for t > 0 the actions (unnormalised) are clamped to ``pi``'s mean +- ``clip_std`` stds and then guided:
-   ``grad``: one step ``a += g grad_a log pi(a | s)``; ``sample``: replaced by a policy sample; ``none``: left as
-   they are; they are renormalised and re-noised with the *state* posterior's std; ``x_{t-1} = mean + std eps``;
-5. at t = 0 the actions are only clamped and the posterior mean (no noise) is returned.
+   ``grad``: one step ``a += g grad_a log pi(a | s)``, renormalised and re-noised with the *state* posterior's std;
+   ``sample``: replaced by a policy sample; ``none``: left as they are (not clamped either);
+   ``x_{t-1} = mean + std eps``;
+5. at t = 0 the actions are only clamped (every guidance kind) and the posterior mean (no noise) is returned.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Imagined:
 def guide_actions(actions: torch.Tensor, obs: torch.Tensor, policy: PolicyDist, s: GuidanceSettings,
                   final: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
     """Step 4 (or 5 with ``final``) on unnormalised ``actions`` scored against ``obs``."""
-    if s.kind == "none":
+    if s.kind == "none" and not final:
         return actions
     with torch.no_grad():
         dist = policy(obs)
@@ -98,10 +99,12 @@ def policy_guided_sample(
         mean, std = diffusion.posterior(x0, x, t)
         if t <= s.clip_below_t:  # 2
             mean = x + (mean - x).clamp(-s.clip_state_change, s.clip_state_change)
-        if fixed_actions is None and s.kind != "none":
+        if fixed_actions is None and (s.kind != "none" or t == 0):
             guide_obs = norm.unnorm_obs(x0[..., :o])  # 3
             a_u = guide_actions(norm.unnorm_a(a), guide_obs, policy, s, final=t == 0, generator=generator)
-            a = norm.norm_a(a_u) + (s.action_noise * std * noise(*a.shape) if t > 0 else 0.0)  # 4, 5
+            a = norm.norm_a(a_u)  # 4, 5: only the grad step's actions are re-noised (a sample already is one)
+            if s.kind == "grad" and t > 0:
+                a = a + s.action_noise * std * noise(*a.shape)
         x = condition(mean + std * noise(*mean.shape), s0n) if t > 0 else condition(mean, s0n)
     x = norm.unnorm_x(x)
     return Imagined(x[..., :o], norm.unnorm_a(a), x[..., o], x[..., o + 1] > 0.5)
