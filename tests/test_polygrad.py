@@ -235,3 +235,16 @@ def test_sb3_baseline_on_a_gymnasium_task_uses_our_evaluation_and_resumes(tmp_pa
     rows = _rows(tmp_path / "ppo")
     assert [int(r["env_steps"]) for r in rows] == [0, 32, 64] and float(row["eval/length"]) <= 20
     assert Sb3Run(settings).run() == {} and len(_rows(tmp_path / "ppo")) == 3
+
+
+@pytest.mark.parametrize("alg", ["polygrad", "polygrad_cpu"])
+def test_every_gym_env_config_composes_with_both_presets(alg):
+    """Hopper gets the reference's tau=0.1 from alg_env; the paper preset keeps the reference's sizes."""
+    from pwm.training.online import typed_config
+
+    for env, obs_dim, tau in (("gym_hopper", 11, 0.1), ("gym_walker2d", 17, 1.0), ("gym_halfcheetah", 17, 1.0)):
+        cfg = typed_config(_compose([f"env={env}", f"alg={alg}"]))
+        cfg.check()
+        assert cfg.alg.tau == tau and GymMujocoEnv(cfg.env.name).obs_dim == obs_dim
+        sizes = (cfg.alg.denoiser_width, cfg.alg.diffusion_steps, cfg.alg.agent_batch)
+        assert sizes == ((1024, 128, 1024) if alg == "polygrad" else (256, 32, 128))
