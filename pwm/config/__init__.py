@@ -8,6 +8,7 @@ config. ``world_model`` holds the model and its size presets, ``algorithms`` the
 from __future__ import annotations
 
 from pwm.config.algorithms import ActorCriticConfig, MPPIConfig, PWMConfig, SHACConfig, TDMPC2Config
+from pwm.config.dreamer import DreamerAlgConfig, DreamerConfig
 from pwm.config.runs import (
     DflexConfig,
     DflexEnvConfig,
@@ -25,7 +26,7 @@ from pwm.utils.errors import ConfigError
 
 __all__ = [
     "MODEL_SIZES", "ActorCriticConfig", "ConfigError", "DflexConfig", "DflexEnvConfig", "DflexRunConfig",
-    "EvalConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig", "MultitaskRunConfig", "PWMConfig", "RunConfig",
+    "DreamerAlgConfig", "DreamerConfig", "EvalConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig", "MultitaskRunConfig", "PWMConfig", "RunConfig",
     "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
     "register_configs", "resolve_world_model",
 ]  # fmt: skip
@@ -47,3 +48,5 @@ def register_configs() -> None:
     cs.store(group="alg", name="base_pwm", node=PWMConfig)
     cs.store(group="alg", name="base_shac", node=SHACConfig)
     cs.store(name="base_dflex", node=DflexConfig)
+    cs.store(name="base_dreamer", node=DreamerConfig)
+    cs.store(group="alg", name="base_dreamer_alg", node=DreamerAlgConfig)
