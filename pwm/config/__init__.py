@@ -26,9 +26,9 @@ from pwm.utils.errors import ConfigError
 
 __all__ = [
     "MODEL_SIZES", "ActorCriticConfig", "ConfigError", "DflexConfig", "DflexEnvConfig", "DflexRunConfig",
-    "DreamerAlgConfig", "DreamerConfig", "EvalConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig", "MultitaskRunConfig", "PWMConfig", "RunConfig",
-    "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
-    "register_configs", "resolve_world_model",
+    "DreamerAlgConfig", "DreamerConfig", "EvalConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig",
+    "MultitaskRunConfig", "PWMConfig", "RunConfig", "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig",
+    "WorldModelConfig", "WorldModelRunConfig", "register_configs", "resolve_world_model",
 ]  # fmt: skip
 
 
