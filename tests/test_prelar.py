@@ -149,6 +149,6 @@ def test_clip_files_round_trip_and_bad_input(tmp_path):
     with pytest.raises(VideoDataError, match="has no clips"):
         VideoClips(tmp_path / "metaworld", seq_len=5)
     np.savez(tmp_path / "metaworld" / "mw-reach" / "clip_00004.npz", frames=np.array([{"x": 1}], dtype=object))
-    with pytest.raises(VideoDataError, match="clip_00004.npz: not a readable clip file") as err:
+    with pytest.raises(VideoDataError, match=r"clip_00004\.npz: not a readable clip file") as err:
         VideoClips(tmp_path, seq_len=5)
     assert "\n" not in str(err.value)

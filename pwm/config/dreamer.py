@@ -95,6 +95,8 @@ class DreamerAlgConfig:
         })  # fmt: skip
         if self.seq_len < 2:
             raise ConfigError(f"alg.seq_len={self.seq_len}; it must be at least 2")
+        if self.finetune and self.bonus_beta > 0 and self.bonus_window > self.seq_len:
+            raise ConfigError(f"alg.bonus_window={self.bonus_window} exceeds alg.seq_len={self.seq_len}")
         if self.name in FINETUNE_ALGS and not self.pretrained:
             raise ConfigError(f"alg={self.name} needs alg.pretrained=<pretraining run dir or pretrained.pt>")
 

@@ -145,9 +145,14 @@ class OnlineRun(_Base):
         self.env_steps, self.agent_steps = extra["env_steps"], extra["agent_steps"]
         self.episodes, self.prefilled = extra["episodes"], extra["prefilled"]
 
-    def finish(self, last_eval: dict[str, float]) -> None:
-        self.env.close()
-        self.eval_env.close()
+    def run(self) -> dict[str, Any]:
+        """The loop, then the envs' GL contexts freed whether it ended well or not (left to interpreter exit,
+        EGL teardown prints tracebacks)."""
+        try:
+            return super().run()
+        finally:
+            self.env.close()
+            self.eval_env.close()
 
 
 def make_runner(cfg: DictConfig | DreamerConfig, run_dir: str | Path) -> loop.Runner:
