@@ -61,8 +61,9 @@ def test_success_metric_on_a_scripted_drawer_open_episode():
 
 
 def test_online_run_kill_and_resume_equals_uninterrupted(tmp_path):
-    """3 episodes in one go vs 2 episodes, a new process-like runner, then the third: same rows, same weights."""
-    args = ["alg=dreamerv2", "env.task=cartpole-swingup", "env.action_repeat=2", "general.steps=3"]
+    """DMControl from pixels with action repeat and frame stacking: 3 episodes in one go vs 2 episodes, then a new
+    runner on the same run directory for the third: same metric rows, same weights."""
+    args = ["alg=dreamerv2", "env.task=cartpole-swingup", "env.action_repeat=2", "env.frame_stack=2", "general.steps=3"]
     whole = _runner([*args, f"general.run_dir={tmp_path / 'a'}"], tmp_path / "a")
     whole.run()
     _runner([*args[:-1], "general.steps=2", f"general.run_dir={tmp_path / 'b'}"], tmp_path / "b").run()
@@ -73,6 +74,7 @@ def test_online_run_kill_and_resume_equals_uninterrupted(tmp_path):
     assert rows_a == rows_b and len(rows_a) == 3
     last = rows_a[-1]
     assert float(last["env_steps"]) == 18 and float(last["train/return"]) >= 0 and float(last["train/updates"]) > 0
+    assert resumed.replay.episodes[0]["obs"].shape == (4, 6, 64, 64)  # 3 agent steps + reset, 2 stacked RGB frames
     for key, value in whole.algo.actor.state_dict().items():
         assert torch.equal(value, resumed.algo.actor.state_dict()[key])
 
