@@ -105,3 +105,31 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("error:")]
     assert out.returncode != 0 and len(errors) == 1, out.stdout + out.stderr
     assert "MUJOCO_GL=no-such-backend" in errors[0] and "Traceback" not in out.stderr
+
+
+def test_every_v3_task_has_a_scripted_policy():
+    import metaworld
+    import metaworld.policies as policies
+
+    from pwm.envs.suites.scripted import policy_class_name
+
+    tasks = [
+        "mw-" + k.removesuffix("-v3-goal-observable") for k in metaworld.env_dict.ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+    ]
+    assert len(tasks) == 50
+    assert [t for t in tasks if not hasattr(policies, policy_class_name(t))] == []
+
+
+def test_make_videos_writes_frames_only_and_refuses_finetuning_tasks(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from make_videos import main
+    finally:
+        sys.path.pop(0)
+    main(["--out", str(tmp_path), "--tasks", "mw-reach", "--episodes", "1", "--frames", "4"])
+    path = tmp_path / "metaworld" / "mw-reach" / "clip_00000.npz"
+    with np.load(path, allow_pickle=False) as data:
+        assert data.files == ["frames"] and data["frames"].shape == (4, 3, 64, 64)
+        assert data["frames"].std() > 0  # a rendered scene, not a blank buffer
+    with pytest.raises(SystemExit, match="mw-drawer-open are fine-tuning tasks"):
+        main(["--out", str(tmp_path), "--tasks", "mw-drawer-open"])

@@ -11,8 +11,13 @@ import numpy as np
 from pwm.envs.suites.pixels import PixelMetaWorld, make_pixel_env
 
 
+_POLICY_NAMES = {"mw-peg-insert-side": "SawyerPegInsertionSideV3Policy"}  # the one name that does not follow the rule
+
+
 def policy_class_name(task: str) -> str:
     """``mw-drawer-open`` -> ``SawyerDrawerOpenV3Policy`` (metaworld.policies' naming)."""
+    if task in _POLICY_NAMES:
+        return _POLICY_NAMES[task]
     words = task.removeprefix("mw-").split("-")
     return "Sawyer" + "".join(w.capitalize() for w in words) + "V3Policy"
 
