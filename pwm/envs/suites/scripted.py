@@ -10,7 +10,6 @@ import numpy as np
 
 from pwm.envs.suites.pixels import PixelMetaWorld, make_pixel_env
 
-
 _POLICY_NAMES = {"mw-peg-insert-side": "SawyerPegInsertionSideV3Policy"}  # the one name that does not follow the rule
 
 
