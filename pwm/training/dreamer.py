@@ -69,7 +69,8 @@ class OnlineRun(_Base):
         make = dict(size=e.size, camera=e.camera, action_repeat=e.action_repeat, frame_stack=e.frame_stack,
                     episode_length=e.episode_length)  # fmt: skip
         self.env = make_pixel_env(e.task, cfg.seed, **make)
-        self.eval_env = make_pixel_env(e.task, cfg.seed + 1, **make)
+        self._make_eval_env = lambda: make_pixel_env(e.task, cfg.seed + 1, **make)
+        self.eval_env = None  # built at the first evaluation
         self.algo = DreamerV2(cfg.alg, cfg.model, self.env.action_dim, channels=3 * e.frame_stack)
         self.carried = 0
         if cfg.alg.finetune:
@@ -121,6 +122,7 @@ class OnlineRun(_Base):
 
     def evaluate(self, step: int) -> dict[str, float]:
         returns, wins = [], []
+        self.eval_env = self.eval_env or self._make_eval_env()
         for j in range(self.general.eval_runs):
             obs, done, total, successes = self.eval_env.reset(10**6 + j), False, 0.0, []
             self.algo.reset_policy()
@@ -151,8 +153,9 @@ class OnlineRun(_Base):
         try:
             return super().run()
         finally:
-            self.env.close()
-            self.eval_env.close()
+            for env in (self.env, self.eval_env):
+                if env is not None:
+                    env.close()
 
 
 def make_runner(cfg: DictConfig | DreamerConfig, run_dir: str | Path) -> loop.Runner:
