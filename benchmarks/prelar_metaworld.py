@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--extra", nargs="*", default=[], help="overrides given to every train_dreamer.py run")
+    p.add_argument("--plot-only", action="store_true", help="only collect the finished runs' evaluations and plot")
     return p.parse_args(argv)
 
 
@@ -107,29 +108,36 @@ def collect(args) -> list[dict]:
     return rows
 
 
+def _mean(rows: list[dict], name: str, key: str) -> tuple[list[int], list[float]]:
+    steps = sorted({r["env_steps"] for r in rows if r["method"] == name})
+    values = [[r[key] for r in rows if r["method"] == name and r["env_steps"] == s] for s in steps]
+    return steps, [sum(v) / len(v) for v in values]
+
+
 def plot(rows: list[dict], path: Path) -> None:
+    """Mean eval success and return over seeds vs env steps, one line per method."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 3.2))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
     for name in dict.fromkeys(r["method"] for r in rows):
-        steps = sorted({r["env_steps"] for r in rows if r["method"] == name})
-        mean = [sum(r["success"] for r in rows if r["method"] == name and r["env_steps"] == s)
-                / sum(1 for r in rows if r["method"] == name and r["env_steps"] == s) for s in steps]  # fmt: skip
-        ax.plot(steps, mean, marker="o", label=name)
-    ax.set(xlabel="env steps", ylabel="eval success (mean over seeds)", ylim=(-0.05, 1.05))
-    ax.legend()
+        for ax, key in zip(axes, ("success", "return"), strict=True):
+            ax.plot(*_mean(rows, name, key), marker="o", label=name)
+    axes[0].set(xlabel="env steps", ylabel="eval success (mean over seeds)", ylim=(-0.05, 1.05))
+    axes[1].set(xlabel="env steps", ylabel="eval return (mean over seeds)")
+    axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    walls = stages(args)
+    walls = [] if args.plot_only else stages(args)
     rows = collect(args)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    for name, data in ((f"prelar_{args.tag}.csv", rows), (f"prelar_{args.tag}_wall.csv", walls)):
+    outputs = [(f"prelar_{args.tag}.csv", rows)] + ([(f"prelar_{args.tag}_wall.csv", walls)] if walls else [])
+    for name, data in outputs:
         with open(results / name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(data[0]))
             writer.writeheader()
