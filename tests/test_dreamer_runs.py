@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from pwm.checkpoint.pretrained import read_pretrained
 from pwm.config import ConfigError, register_configs
 from pwm.data.videos import VideoDataError, write_clip
 from pwm.envs.suites.pixels import episode_success, make_pixel_env
@@ -81,13 +82,19 @@ def test_online_run_kill_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_pretrain_then_finetune_cycle_carries_the_model(tmp_path):
+    """A PreLAR pretraining (its resumed twin writes the same weights), then fine-tuning from it (31 tensors)."""
     rng = np.random.default_rng(0)
     for i in range(2):
         write_clip(tmp_path / "videos", "metaworld", "mw-reach", i, rng.integers(0, 256, (6, 3, 64, 64), np.uint8))
-    pre = _runner(["alg=prelar_pretrain", "alg.consistency=soft", f"general.video_dir={tmp_path / 'videos'}",
-                   "general.steps=2", "general.eval_every=0"], tmp_path / "pre")  # fmt: skip
+    common = ["alg=prelar_pretrain", "alg.consistency=soft", f"general.video_dir={tmp_path / 'videos'}",
+              "general.eval_every=0"]  # fmt: skip
+    pre = _runner([*common, "general.steps=2"], tmp_path / "pre")
     pre.run()
     assert (tmp_path / "pre" / "pretrained.pt").is_file()
+    for steps in (1, 2):  # the same pretraining, interrupted after one update
+        _runner([*common, f"general.steps={steps}"], tmp_path / "pre_b").run()
+    weights = [read_pretrained(tmp_path / d)["weights"] for d in ("pre", "pre_b")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     ft = _runner(["alg=prelar_finetune", f"alg.pretrained={tmp_path / 'pre'}", "general.steps=2"], tmp_path / "ft")
     ft.run()
     row = _rows(tmp_path / "ft")[-1]
