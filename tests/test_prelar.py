@@ -24,6 +24,12 @@ RSSM_TENSORS = 13  # img_in (w, b), GRU linear w + LayerNorm (w, b), img_out, im
 ENCODER_TENSORS, DECODER_TENSORS = 8, 10  # 4 convs (w, b); linear + 4 transposed convs (w, b)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(_seed_and_threads):
+    """Tiny convolutions: one thread is as fast, and two spin badly on a loaded 2-core machine (10-50x slower)."""
+    torch.set_num_threads(1)
+
+
 def _clips(batch: int = 4, steps: int = 6, static: bool = False) -> torch.Tensor:
     gen = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (batch, 1 if static else steps, 3, 64, 64), generator=gen, dtype=torch.uint8)
