@@ -6,6 +6,7 @@ Trains on one batched env through SB3's ``VecEnv`` interface (``--num-envs``, de
 alike; rerunning with the same ``--out`` resumes, and a finished run does nothing:
 
     python benchmarks/sb3_baseline.py --env dflex_hopper --algo ppo --steps 1000000 --out runs/ppo/1 --seed 1
+    python benchmarks/sb3_baseline.py --env gym_hopper --algo sac --steps 100000 --out runs/sac/1 --eval-runs 10
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def task_num_envs(env: str) -> int:
-    """The number of envs task ``env`` states in its config (``cfg/env/<env>.yaml``)."""
+    """The number of envs task ``env`` states in its config (``cfg/env/<env>.yaml``); 0 (one env) for a Gymnasium
+    MuJoCo task (``gym_hopper`` ...)."""
+    if env.startswith("gym_"):
+        return 0
     return int(OmegaConf.load(ROOT / "cfg" / "env" / f"{env}.yaml").config.num_envs)
 
 

@@ -8,6 +8,8 @@ config. ``world_model`` holds the model and its size presets, ``algorithms`` the
 from __future__ import annotations
 
 from pwm.config.algorithms import ActorCriticConfig, MPPIConfig, PWMConfig, SHACConfig, TDMPC2Config
+from pwm.config.dreamer import DreamerAlgConfig, DreamerConfig
+from pwm.config.polygrad import GymEnvConfig, OnlineConfig, OnlineRunConfig, PolyGRADConfig
 from pwm.config.runs import (
     DflexConfig,
     DflexEnvConfig,
@@ -25,8 +27,9 @@ from pwm.utils.errors import ConfigError
 
 __all__ = [
     "MODEL_SIZES", "ActorCriticConfig", "ConfigError", "DflexConfig", "DflexEnvConfig", "DflexRunConfig",
-    "EvalConfig", "LoggerConfig", "MPPIConfig", "MultitaskConfig", "MultitaskRunConfig", "PWMConfig", "RunConfig",
-    "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
+    "DreamerAlgConfig", "DreamerConfig", "EvalConfig", "GymEnvConfig", "LoggerConfig", "MPPIConfig",
+    "MultitaskConfig", "MultitaskRunConfig", "OnlineConfig", "OnlineRunConfig", "PWMConfig", "PolyGRADConfig",
+    "RunConfig", "SHACConfig", "TDMPC2Config", "TrainWorldModelConfig", "WorldModelConfig", "WorldModelRunConfig",
     "register_configs", "resolve_world_model",
 ]  # fmt: skip
 
@@ -47,3 +50,7 @@ def register_configs() -> None:
     cs.store(group="alg", name="base_pwm", node=PWMConfig)
     cs.store(group="alg", name="base_shac", node=SHACConfig)
     cs.store(name="base_dflex", node=DflexConfig)
+    cs.store(name="base_dreamer", node=DreamerConfig)
+    cs.store(group="alg", name="base_dreamer_alg", node=DreamerAlgConfig)
+    cs.store(group="alg", name="base_polygrad", node=PolyGRADConfig)
+    cs.store(name="base_online", node=OnlineConfig)

@@ -23,6 +23,7 @@ from pwm.checkpoint.tdmpc2_layouts import CheckpointError
 from pwm.config import ConfigError
 from pwm.data.dataset import DatasetError
 from pwm.data.episodes import EpisodeFileError
+from pwm.data.videos import VideoDataError
 from pwm.training.loop import TrainingError
 from pwm.utils.io import DiskFullError
 from pwm.utils.perf import tune_cpu_allocator
@@ -30,7 +31,7 @@ from pwm.utils.run_lock import RunDirBusyError
 
 KNOWN_ERRORS = (
     ConfigError, DatasetError, CheckpointError, RunStateError, TrainingError, EpisodeFileError, RunDirBusyError,
-    DiskFullError, KeyError, ImportError,
+    DiskFullError, KeyError, ImportError, VideoDataError,
 )  # fmt: skip
 EXAMPLES = {  # what a missing mandatory value looks like when given
     "general.data_dir": "general.data_dir=data/demo (a directory of chunk_*.pt, e.g. from scripts/make_dataset.py)",

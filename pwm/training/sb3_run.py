@@ -1,5 +1,9 @@
 """External baselines: Stable-Baselines3 PPO or SAC on one single-task env, resumable, with our run files.
 
+A Gymnasium MuJoCo task (``gym_hopper`` ...) trains on one Gymnasium env and is evaluated on our
+:class:`~pwm.envs.suites.gym_mujoco.GymMujocoEnv`, episodes one after another, reseeded per evaluation exactly as
+the online runner (``pwm.training.online``) evaluates PolyGRAD, so their curves compare at equal env steps.
+
 The training env is a :class:`~pwm.envs.sim.vec_env.BatchedVecEnv` (all copies in one batched step) or, with
 ``num_envs=0``, the single-env Gymnasium adapter (kept to measure what batching buys). Evaluation is ours
 (:func:`pwm.training.evaluate.evaluate`: the deterministic policy on a batched env of ``eval_runs`` copies, one
@@ -65,8 +69,38 @@ class Sb3Settings:
         return overrides
 
 
+def is_gym_task(env: str) -> bool:
+    """A Gymnasium MuJoCo task (``gym_hopper`` ...) rather than a differentiable simulator."""
+    return env.startswith("gym_")
+
+
+def _gym_env(settings: Sb3Settings):
+    import gymnasium as gym
+
+    from pwm.envs.suites.gym_mujoco import GymMujocoEnv, gym_id
+
+    GymMujocoEnv(settings.env).close()  # the same one-line errors as the online runner (name, image observations)
+    env = gym.make(gym_id(settings.env), max_episode_steps=settings.episode_length)
+    env.reset(seed=settings.seed)
+    return env
+
+
+def make_eval_env(settings: Sb3Settings):
+    """Our evaluation env: a batched simulator of ``eval_runs`` copies, or one Gymnasium MuJoCo env."""
+    if is_gym_task(settings.env):
+        from pwm.envs.suites.gym_mujoco import GymMujocoEnv
+
+        return GymMujocoEnv(settings.env, settings.seed + 1, settings.episode_length)
+    return make_dflex_env(settings.env, settings.env_overrides(num_envs=settings.eval_runs, seed=settings.seed + 1))
+
+
 def make_training_env(settings: Sb3Settings):
-    """The SB3 ``VecEnv`` a run trains on: one batched env, or the Gymnasium adapter when ``num_envs == 0``."""
+    """The SB3 ``VecEnv`` a run trains on: one batched env, or the Gymnasium adapter when ``num_envs == 0``; a
+    Gymnasium MuJoCo task is one Gymnasium env (its ``*-v5``, as the online runner's)."""
+    if is_gym_task(settings.env):
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        return DummyVecEnv([lambda: _gym_env(settings)])
     if settings.num_envs == 0:
         from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -100,9 +134,7 @@ class Sb3Run:
         self.out = Path(settings.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.venv = make_training_env(settings)
-        self.eval_env = make_dflex_env(
-            settings.env, settings.env_overrides(num_envs=settings.eval_runs, seed=settings.seed + 1)
-        )
+        self.eval_env = make_eval_env(settings)
         self.model = self._load_or_create()
         self.rows = self._read_rows(self.model.num_timesteps)
         self.start = time.perf_counter() - (float(self.rows[-1]["time"]) if self.rows else 0.0)
@@ -162,7 +194,12 @@ class Sb3Run:
     def evaluate_and_save(self, steps: int) -> None:
         """Evaluate the deterministic policy, append a metric row, then save the model (the row first: a run killed
         in between resumes from the previous model and drops the row)."""
-        result = evaluate(self.policy, self.eval_env, self.eval_env.num_envs, seed=self.settings.seed * 100_003 + steps)
+        seed = self.settings.seed * 100_003 + steps
+        if is_gym_task(self.settings.env):  # episodes one after another, reseeded per evaluation (as the runner)
+            self.eval_env.seed(seed)
+            result = evaluate(self.single_policy, self.eval_env, self.settings.eval_runs)
+        else:
+            result = evaluate(self.policy, self.eval_env, self.eval_env.num_envs, seed=seed)
         row = {"step": steps, "env_steps": steps, "time": round(time.perf_counter() - self.start, 1)}
         self.rows.append({**row, **{f"eval/{k}": v for k, v in result.items()}})
         _write_rows(self.out / METRICS_FILE, self.rows)
@@ -175,6 +212,10 @@ class Sb3Run:
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
         return torch.as_tensor(np.asarray(action, dtype=np.float32), device=obs.device)
+
+    def single_policy(self, obs: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(obs[None], deterministic=True)
+        return np.asarray(action[0], dtype=np.float32)
 
 
 def buffer_state(buffer) -> dict[str, Any]:

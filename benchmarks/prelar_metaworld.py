@@ -1,0 +1,153 @@
+"""DreamerV2 vs APV-style vs PreLAR on Meta-World from pixels at equal env steps (docs/prelar.md), resumable.
+
+Stages, each a subprocess writing under ``--out``: (1) render action-free clips of the scripted policies on
+tasks other than the fine-tuning ones (``scripts/make_videos.py``); (2) pretrain APV-style and PreLAR models on
+them (``alg=apv_pretrain``, ``alg=prelar_pretrain``); (3) per task and seed, train DreamerV2 from scratch and
+fine-tune both pretrained models for ``--episodes`` episodes each (equal env steps); (4) collect every evaluation
+into ``<results>/prelar_<tag>.csv`` and plot mean success vs env steps into ``<results>/prelar_<tag>.png``.
+Rerunning the same command resumes: clips already written are kept and every run resumes from its last run state.
+
+    nice -n 10 python benchmarks/prelar_metaworld.py --out runs/prelar_bench              # the CPU cycle
+    python benchmarks/prelar_metaworld.py --out runs/prelar_paper --preset paper --episodes 512 \
+        --pretrain-steps 600000 --seeds 1 2 3 --extra general.device=cuda                  # full scale (a GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {"dreamerv2": "dreamerv2", "apv": "apv_finetune", "prelar": "prelar_finetune"}
+PRETRAIN = {"apv": "apv_pretrain", "prelar": "prelar_pretrain"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/prelar_bench")
+    p.add_argument("--results", default="docs/results/prelar")
+    p.add_argument("--tag", default="cpu")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--tasks", nargs="+", default=["mw-drawer-open"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--episodes", type=int, default=8, help="fine-tuning episodes (500 env steps each)")
+    p.add_argument("--eval-every", type=int, default=4, help="episodes between evaluations")
+    p.add_argument("--eval-runs", type=int, default=3)
+    p.add_argument("--pretrain-steps", type=int, default=200)
+    p.add_argument("--video-tasks", nargs="+", default=["mw-reach", "mw-button-press", "mw-door-open",
+                                                        "mw-window-open", "mw-drawer-close"])  # fmt: skip
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--extra", nargs="*", default=[], help="overrides given to every train_dreamer.py run")
+    p.add_argument("--plot-only", action="store_true", help="only collect the finished runs' evaluations and plot")
+    return p.parse_args(argv)
+
+
+def _call(cmd: list[str], log: Path) -> float:
+    """Run one stage (appending to its log); returns its wall time; a failure stops the benchmark in one line."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd[1:3])} failed; see {log}")
+    return time.perf_counter() - start
+
+
+def _train(args, out: Path, run_dir: Path, overrides: list[str]) -> float:
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_dreamer.py"), f"preset={args.preset}",
+           f"general.run_dir={run_dir}", "logger.wandb=false", "logger.progress=false", "general.threads=1",
+           *overrides, *args.extra]  # fmt: skip
+    return _call(cmd, run_dir / "benchmark.log")
+
+
+def stages(args) -> list[dict]:
+    out = Path(args.out)
+    videos = out / "videos"
+    walls = [{"stage": "videos", "wall_s": _call([sys.executable, str(ROOT / "scripts" / "make_videos.py"),
+              "--out", str(videos), "--tasks", *args.video_tasks, "--episodes", str(args.clips),
+              "--frames", str(args.frames)], out / "videos.log")}]  # fmt: skip
+    for name, alg in PRETRAIN.items():
+        if name in args.methods:
+            steps = [f"alg={alg}", f"general.video_dir={videos}", f"general.steps={args.pretrain_steps}",
+                     "general.eval_every=0", f"general.save_every={max(1, args.pretrain_steps // 4)}"]  # fmt: skip
+            walls.append({"stage": f"pretrain_{name}", "wall_s": _train(args, out, out / "pretrain" / name, steps)})
+    for task in args.tasks:
+        for seed in args.seeds:
+            for name in args.methods:
+                over = [f"alg={METHODS[name]}", f"env.task={task}", f"seed={seed}", f"general.steps={args.episodes}",
+                        f"general.eval_every={args.eval_every}", f"general.eval_runs={args.eval_runs}",
+                        "general.save_every=1"]  # fmt: skip
+                if name in PRETRAIN:
+                    over.append(f"alg.pretrained={out / 'pretrain' / name}")
+                wall = _train(args, out, out / task / name / f"seed{seed}", over)
+                walls.append({"stage": f"{task}/{name}/seed{seed}", "wall_s": wall})
+    return walls
+
+
+def collect(args) -> list[dict]:
+    rows = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            for name in args.methods:
+                path = Path(args.out) / task / name / f"seed{seed}" / "metrics.csv"
+                with open(path, newline="") as f:
+                    for r in csv.DictReader(f):
+                        if r.get("eval/success"):
+                            rows.append({"task": task, "method": name, "seed": seed, "episode": int(r["step"]),
+                                         "env_steps": int(float(r["env_steps"])),
+                                         "success": float(r["eval/success"]), "return": float(r["eval/return"]),
+                                         "train_s": float(r["time/train_s"])})  # fmt: skip
+    return rows
+
+
+def _mean(rows: list[dict], name: str, key: str) -> tuple[list[int], list[float]]:
+    steps = sorted({r["env_steps"] for r in rows if r["method"] == name})
+    values = [[r[key] for r in rows if r["method"] == name and r["env_steps"] == s] for s in steps]
+    return steps, [sum(v) / len(v) for v in values]
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Mean eval success and return over seeds vs env steps, one line per method."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
+    for name in dict.fromkeys(r["method"] for r in rows):
+        for ax, key in zip(axes, ("success", "return"), strict=True):
+            ax.plot(*_mean(rows, name, key), marker="o", label=name)
+    axes[0].set(xlabel="env steps", ylabel="eval success (mean over seeds)", ylim=(-0.05, 1.05))
+    axes[1].set(xlabel="env steps", ylabel="eval return (mean over seeds)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    walls = [] if args.plot_only else stages(args)
+    rows = collect(args)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    outputs = [(f"prelar_{args.tag}.csv", rows)] + ([(f"prelar_{args.tag}_wall.csv", walls)] if walls else [])
+    for name, data in outputs:
+        with open(results / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(data[0]))
+            writer.writeheader()
+            writer.writerows(data)
+    plot(rows, results / f"prelar_{args.tag}.png")
+    for r in rows:
+        print(f"{r['task']} {r['method']:9s} seed {r['seed']} env_steps {r['env_steps']:6d} "
+              f"success {r['success']:.2f} return {r['return']:.1f} train_s {r['train_s']:.0f}")  # fmt: skip
+    print(f"wrote {results}/prelar_{args.tag}.csv, _wall.csv and .png")
+
+
+if __name__ == "__main__":
+    main()
