@@ -69,6 +69,18 @@ class SimNorm(nn.Module):
         return f"dim={self.dim}"
 
 
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dim without affine, statistics in fp32 for any input dtype.
+
+    For bf16 activations, fp32 unit gain and zero bias select ATen's mixed-type kernel, which keeps the mean and
+    1/std (and the copies saved for backward) in fp32; without an affine it would round them to bf16.
+    """
+    if x.dtype == torch.float32:
+        return F.layer_norm(x, x.shape[-1:])
+    ones = torch.ones(x.shape[-1], device=x.device)
+    return F.layer_norm(x, x.shape[-1:], ones, torch.zeros_like(ones))
+
+
 class HeadLinear(nn.Linear):
     """A head's output Linear, computed in fp32 under bf16 autocast: its outputs are read as numbers (a scalar
     reward or value, two-hot logits, a policy's mean and log-std), where bf16 would round 300 to steps of 2 and a
@@ -174,10 +186,10 @@ class EnsembleMLP(nn.Module):
             if ln is None:
                 continue
             if self.act_first:  # Linear -> Mish -> LayerNorm; its affine moves into the next layer
-                h, affine = F.layer_norm(mish(h), h.shape[-1:]), ln
+                h, affine = layer_norm(mish(h)), ln
             else:  # the affine in the activations' dtype, so that bf16 activations stay bf16
                 gain, bias = ln[0].to(h.dtype).unsqueeze(1), ln[1].to(h.dtype).unsqueeze(1)
-                h = mish(torch.addcmul(bias, F.layer_norm(h, h.shape[-1:]), gain))
+                h = mish(torch.addcmul(bias, layer_norm(h), gain))
         return h.view(h.shape[0], *lead, h.shape[-1])
 
     @staticmethod
