@@ -20,7 +20,7 @@ from pwm.data.batch import SequenceBatch
 from pwm.losses.actor import imagined_actor_loss
 from pwm.losses.returns import td_lambda_targets
 from pwm.losses.world_model import world_model_loss
-from pwm.models.layers import layer_norm
+from pwm.models.layers import layer_norm, mish
 from pwm.models.normalizers import RunningMeanStd, RunningScale
 from pwm.models.world_model import WorldModel
 from pwm.training.dflex import DflexRun
@@ -75,6 +75,17 @@ def test_bf16_autocast_runs_matmuls_in_bf16_and_keeps_the_fragile_pieces_fp32():
         assert out.dtype == torch.bfloat16
         assert out.grad_fn._saved_result1.dtype == out.grad_fn._saved_result2.dtype == torch.float32
     assert RunningMeanStd().mean.dtype == torch.float64 and RunningScale().value.dtype == torch.float32
+
+
+def test_mish_of_bf16_activations_is_accurate_in_the_negative_tail():
+    x = torch.linspace(-9, 6, 301).bfloat16().requires_grad_()
+    y = mish(x)
+    y.backward(torch.ones_like(y))
+    exact = x.detach().float().requires_grad_()
+    F.mish(exact).backward(torch.ones_like(exact))
+    torch.testing.assert_close(y.float(), F.mish(exact.detach()), rtol=2e-2, atol=1e-4)
+    torch.testing.assert_close(x.grad.float(), exact.grad, rtol=2e-2, atol=1e-3)
+    assert y[0] < 0  # mish(-9) = -0.0011, not 0
 
 
 def test_bf16_updates_keep_weights_gradients_and_adam_state_fp32_and_track_fp32():
