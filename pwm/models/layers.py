@@ -13,6 +13,7 @@ from torch import nn
 
 from pwm.utils.precision import fp32
 
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
 _fp32_linear = fp32(F.linear)
 _fp32_baddbmm = fp32(torch.baddbmm)
 
@@ -43,7 +44,7 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     every intermediate to bf16, and 1 - 2/(≈2) then cancels to 0 for x < -5 (mish(-6) = -0.0149 became 0), while
     ATen computes in fp32 and rounds once.
     """
-    return F.mish(x) if x.is_cuda or x.dtype != torch.float32 else _MishCPU.apply(x)
+    return F.mish(x) if x.is_cuda or x.dtype in _LOW_PRECISION else _MishCPU.apply(x)
 
 
 class Mish(nn.Module):
@@ -77,7 +78,7 @@ def layer_norm(x: torch.Tensor) -> torch.Tensor:
     For bf16 activations, fp32 unit gain and zero bias select ATen's mixed-type kernel, which keeps the mean and
     1/std (and the copies saved for backward) in fp32; without an affine it would round them to bf16.
     """
-    if x.dtype == torch.float32:
+    if x.dtype not in _LOW_PRECISION:
         return F.layer_norm(x, x.shape[-1:])
     ones = torch.ones(x.shape[-1], device=x.device)
     return F.layer_norm(x, x.shape[-1:], ones, torch.zeros_like(ones))
