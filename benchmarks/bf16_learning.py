@@ -8,8 +8,10 @@ general.steps=150`` (the README's run; make ``data/demo`` with the README's make
 ``<out>/bf16_wm/<precision>_s<seed>``. CartPole: ``scripts/train_dflex.py env=dflex_cartpole alg=pwm`` into
 ``<out>/bf16_cartpole/<precision>/<seed>`` (``--cartpole-seeds``, about 17 CPU minutes each; none by default).
 Rerunning skips finished runs (they resume at their last step). Writes ``wm_loss_curves.csv`` (per step and
-precision: mean and min/max over seeds of each loss), ``wm_loss_curves.png`` and ``cartpole_final.csv`` (per run:
-the last evaluation's return and final-second reward).
+precision: mean and min/max over seeds of each loss), ``wm_loss_curves.png``, ``wm_final_eval.csv`` (each
+run's final model evaluated on one fixed batch with fp32 and with bf16 forward passes: separates what bf16 does
+to a forward pass from what it did to training) and ``cartpole_final.csv`` (per run: the last evaluation's return
+and final-second reward).
 """
 
 from __future__ import annotations
@@ -95,6 +97,36 @@ def plot_world_model(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def final_model_table(out: Path, data_dir: str) -> list[dict]:
+    """Each world-model run's last state, its losses on one fixed batch (sampler seed 7) in fp32 and in bf16."""
+    import torch
+
+    from pwm.algorithms.tdmpc2 import discount_vector
+    from pwm.checkpoint.run_state import read_run_state
+    from pwm.config import TDMPC2Config, WorldModelConfig
+    from pwm.data.buffer import DatasetSampler
+    from pwm.data.dataset import open_dataset
+    from pwm.losses.world_model import td_targets, world_model_loss
+    from pwm.models.world_model import WorldModel
+
+    table = []
+    for run in sorted((out / "bf16_wm").glob("*_s*")):
+        state = read_run_state(sorted((run / "checkpoints").glob("state_*.pt"))[-1])
+        wm = WorldModel(WorldModelConfig(**{**state["config"]["world_model"], "task": "mt30"}))
+        wm.load_state_dict(state["components"]["algo"]["model"])
+        cfg = TDMPC2Config(**state["config"]["tdmpc2"])
+        batch = DatasetSampler(open_dataset(data_dir, "mt30"), 256, cfg.horizon, seed=7).sample()
+        discount = discount_vector(wm, cfg)[batch.task]
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(1)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                next_z = wm.encode(batch.obs[1:], batch.task)
+                td = td_targets(wm, next_z, batch.reward, batch.task, discount, 1.0)
+                _, metrics, _ = world_model_loss(wm.eval(), batch, next_z, td, cfg)
+            table.append({"run": run.name, "forward": precision, **{k: float(v) for k, v in metrics.items()}})
+    return table
+
+
 def cartpole_table(out: Path) -> list[dict]:
     table = []
     for run in sorted((out / "bf16_cartpole").glob("*/*")):
@@ -141,6 +173,13 @@ def main() -> None:
         last = [r for r in table if r["precision"] == precision][-1]
         spread = {k: f"{last[f'{k}_mean']:.4f} [{last[f'{k}_min']:.4f}, {last[f'{k}_max']:.4f}]" for k in LOSSES}
         print(f"world model {precision}, step {last['step']} ({last['seeds']} seeds), mean [min, max]: {spread}")
+    final = final_model_table(args.out, args.data_dir)
+    write_csv(final, args.results / "wm_final_eval.csv")
+    for row in final:
+        print(
+            f"final model {row['run']}, {row['forward']} forward: "
+            + ", ".join(f"{k}={row[k]:.5f}" for k in ("consistency_loss", "reward_loss", "value_loss"))
+        )
     cartpole = cartpole_table(args.out)
     if cartpole:
         write_csv(cartpole, args.results / "cartpole_final.csv")
