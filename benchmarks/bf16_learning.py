@@ -11,7 +11,7 @@ Rerunning skips finished runs (they resume at their last step). Writes ``wm_loss
 precision: mean and min/max over seeds of each loss), ``wm_loss_curves.png``, ``wm_final_eval.csv`` (each
 run's final model evaluated on one fixed batch with fp32 and with bf16 forward passes: separates what bf16 does
 to a forward pass from what it did to training) and ``cartpole_final.csv`` (per run: the last evaluation's return
-and final-second reward).
+and final-second reward; ``cartpole_eval_curves.csv``: every evaluation).
 """
 
 from __future__ import annotations
@@ -145,6 +145,17 @@ def cartpole_table(out: Path) -> list[dict]:
     return table
 
 
+def cartpole_curves(out: Path) -> list[dict]:
+    """Every evaluation of every CartPole run: return and final-second reward against iterations."""
+    rows = []
+    for run in sorted((out / "bf16_cartpole").glob("*/*")):
+        for r in read_rows(run / "metrics.csv") if (run / "metrics.csv").is_file() else []:
+            if r.get("eval/return"):
+                rows.append({"precision": run.parent.name, "seed": run.name, "step": r["step"],
+                             "eval_return": r["eval/return"], "eval_final_reward": r["eval/final_reward"]})  # fmt: skip
+    return rows
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -183,6 +194,7 @@ def main() -> None:
     cartpole = cartpole_table(args.out)
     if cartpole:
         write_csv(cartpole, args.results / "cartpole_final.csv")
+        write_csv(cartpole_curves(args.out), args.results / "cartpole_eval_curves.csv")
         for row in cartpole:
             print(f"cartpole {row}")
 
