@@ -11,6 +11,7 @@ from pwm.losses.actor import critic_loss
 from pwm.losses.returns import one_step_targets, td_lambda_targets
 from pwm.models.actor_critic import CriticEnsemble
 from pwm.models.normalizers import RunningMeanStd
+from pwm.utils.precision import Precision
 
 
 def apply_lr_schedule(cfg: ActorCriticConfig, iteration: int, optims: list[tuple[torch.optim.Optimizer, float]]):
@@ -56,10 +57,13 @@ def critic_targets(
 
 def fit_critic(
     critic: CriticEnsemble, optim: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
-    cfg: ActorCriticConfig,
+    cfg: ActorCriticConfig, precision: Precision | None = None,
 ) -> float:  # fmt: skip
     """``critic_iterations`` passes over the (input, target) pairs in ``critic_batches`` sequential minibatches (no
-    shuffling, as SHAC and PWM do); rows with non-finite inputs or targets are dropped. Returns the mean loss."""
+    shuffling, as SHAC and PWM do); rows with non-finite inputs or targets are dropped. Returns the mean loss.
+    Forward passes run under ``precision``'s autocast; the critic's output layer, the targets and the squared
+    error stay fp32 (``HeadLinear``)."""
+    autocast = (precision or Precision()).autocast
     x, y = inputs.reshape(-1, inputs.shape[-1]), targets.reshape(-1)
     keep = torch.isfinite(y) & torch.isfinite(x).all(-1)
     x, y = x[keep], y[keep]
@@ -67,7 +71,8 @@ def fit_critic(
     losses = []
     for _ in range(cfg.critic_iterations):
         for start in range(0, x.shape[0], size):
-            loss = critic_loss(critic, x[start : start + size], y[start : start + size])
+            with autocast():
+                loss = critic_loss(critic, x[start : start + size], y[start : start + size])
             optim.zero_grad(set_to_none=True)
             loss.backward()
             clip_grads_finite(critic.parameters(), cfg.critic_grad_norm)

@@ -17,16 +17,21 @@ from pwm.losses.actor import imagined_actor_loss
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
+from pwm.utils.precision import Precision
 
 
 class PWM(Algorithm):
     state_keys = ("actor", "critic", "actor_optim", "critic_optim", "ret_rms", "iteration")
 
-    def __init__(self, world_model: WorldModel, cfg: PWMConfig, task: int | None = None) -> None:
+    def __init__(
+        self, world_model: WorldModel, cfg: PWMConfig, task: int | None = None, precision: str = "fp32"
+    ) -> None:
+        """``precision="bf16"``: the imagined rollout and the critic's forward passes under bf16 autocast."""
         cfg.check()
         self.cfg, self.wm = cfg, world_model.requires_grad_(False).eval()
         self.task = task if world_model.cfg.multitask else None
         device = next(world_model.parameters()).device
+        self.precision = Precision(precision, device)
         latent, action = world_model.cfg.latent_dim, world_model.cfg.action_dim
         self.actor = StochasticActor(latent, action, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd).to(device)
         self.critic = CriticEnsemble(latent, cfg.critic_hidden, cfg.num_critics).to(device)
@@ -50,14 +55,15 @@ class PWM(Algorithm):
         cfg = self.cfg
         apply_lr_schedule(cfg, self.iteration, [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr)])
         task = self._task_ids(obs.shape[0], obs.device)
-        with torch.no_grad():
-            z = self.wm.encode(obs, task)
-        rollout = imagined_actor_loss(self.wm, self.actor, self.critic, z, task, cfg)
+        with self.precision.autocast():
+            with torch.no_grad():
+                z = self.wm.encode(obs, task)
+            rollout = imagined_actor_loss(self.wm, self.actor, self.critic, z, task, cfg)
         loss = scaled_actor_loss(rollout.loss, cfg, self.ret_rms)
         who = f"PWM iteration {self.iteration}"
         actor_grad = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, who)
         targets = critic_targets(cfg, rollout.rewards, rollout.next_values, torch.zeros_like(rollout.rewards))
-        value_loss = fit_critic(self.critic, self.critic_optim, rollout.latents, targets, cfg)
+        value_loss = fit_critic(self.critic, self.critic_optim, rollout.latents, targets, cfg, self.precision)
         self.iteration += 1
         return {
             "actor/loss": float(loss.detach()),

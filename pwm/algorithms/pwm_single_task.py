@@ -34,6 +34,7 @@ from pwm.losses.world_model import scalar_world_model_loss
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
+from pwm.utils.precision import Precision
 
 
 class SingleTaskPWM(Algorithm):
@@ -44,10 +45,14 @@ class SingleTaskPWM(Algorithm):
     state_aliases: ClassVar[dict[str, str]] = {"world_model": "wm"}
 
     def __init__(
-        self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu", num_envs: int = 0
-    ) -> None:
-        """``num_envs``: the training envs, whose H-step rollouts the critic is fitted on (0: not checked)."""
+        self, obs_dim: int, action_dim: int, cfg: PWMConfig, device: torch.device | str = "cpu", num_envs: int = 0,
+        precision: str = "fp32",
+    ) -> None:  # fmt: skip
+        """``num_envs``: the training envs, whose H-step rollouts the critic is fitted on (0: not checked).
+        ``precision="bf16"``: world-model, actor and critic forward passes under bf16 autocast; the simulator's
+        step stays fp32."""
         cfg.check()
+        self.precision = Precision(precision, device)
         if num_envs and (cfg.horizon * num_envs) % cfg.critic_batches:
             pairs = cfg.horizon * num_envs
             raise ConfigError(f"alg.critic_batches={cfg.critic_batches} must divide horizon*num_envs={pairs}")
@@ -61,7 +66,7 @@ class SingleTaskPWM(Algorithm):
             tdmpc2 = TDMPC2Config(
                 batch_size=cfg.wm_batch_size, horizon=cfg.wm_horizon, rho=0.99, lr=cfg.wm_lr, discount=cfg.gamma
             )
-            self.wm_trainer = TDMPC2(self.wm, tdmpc2)
+            self.wm_trainer = TDMPC2(self.wm, tdmpc2, precision)
         trained = (self.wm._encoder, self.wm._dynamics, self.wm._reward)  # PWM trains no Q or policy prior
         self.wm_params = [p for module in trained for p in module.parameters()]
         latent = self.wm.cfg.latent_dim
@@ -106,13 +111,14 @@ class SingleTaskPWM(Algorithm):
         optims = [(self.actor_optim, cfg.actor_lr), (self.critic_optim, cfg.critic_lr), (self.wm_optim, cfg.wm_lr)]
         apply_lr_schedule(cfg, self.iteration, optims)
         self.wm.requires_grad_(False)
-        rollout = self._imagine(data.env, data.on_step)
+        with self.precision.autocast():
+            rollout = self._imagine(data.env, data.on_step)
         self.wm.requires_grad_(True)
         loss = scaled_actor_loss(rollout["loss"], cfg, self.ret_rms)
         who = f"PWM iteration {self.iteration}"
         grad_norm = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, who)
         targets = critic_targets(cfg, rollout["rewards"], rollout["next_values"], rollout["dones"])
-        value_loss = fit_critic(self.critic, self.critic_optim, rollout["latents"], targets, cfg)
+        value_loss = fit_critic(self.critic, self.critic_optim, rollout["latents"], targets, cfg, self.precision)
         steps = cfg.wm_iterations if self.wm_bootstrapped else cfg.wm_bootstrap_iterations
         wm_metrics = self.train_world_model(data.buffer, steps)
         self.wm_bootstrapped = True
@@ -139,7 +145,7 @@ class SingleTaskPWM(Algorithm):
             action = torch.tanh(self.actor(z.detach() if cfg.detach_actor_input else z))
             reward = self.wm.decode(self.wm.reward(z, action), self.reward_space).nan_to_num(0.0)
             z = self.wm.next(z, action)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(z.device.type, enabled=False):  # the simulator's physics in fp32
                 out = env.step(action.detach())
             if on_step is not None:
                 on_step(action.detach(), out)
@@ -194,7 +200,10 @@ class SingleTaskPWM(Algorithm):
                 clamp = self.cfg.rew_clamp
                 reward = (reward / self.rew_rms.std().to(reward.dtype)).clamp(-clamp, clamp)
             c = self.cfg
-            loss, metrics = scalar_world_model_loss(self.wm, obs, batch.action, reward, c.gamma, c.wm_consistency_coef)
+            with self.precision.autocast():
+                loss, metrics = scalar_world_model_loss(
+                    self.wm, obs, batch.action, reward, c.gamma, c.wm_consistency_coef
+                )
             self.wm_optim.zero_grad(set_to_none=True)
             loss.backward()
             grad = clip_grads_finite(self.wm_params, self.cfg.wm_grad_norm)

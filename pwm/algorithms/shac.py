@@ -26,13 +26,24 @@ from pwm.envs.sim.base import BatchedEnv
 from pwm.losses.returns import SegmentReturns
 from pwm.models.actor_critic import CriticEnsemble, StochasticActor
 from pwm.models.normalizers import RunningMeanStd
+from pwm.utils.precision import Precision
 
 
 class SHAC(Algorithm):
     state_keys = ("actor", "critic", "actor_optim", "critic_optim", "obs_rms", "ret_rms", "target_critic", "iteration")
 
-    def __init__(self, obs_dim: int, action_dim: int, cfg: SHACConfig, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        cfg: SHACConfig,
+        device: torch.device | str = "cpu",
+        precision: str = "fp32",
+    ) -> None:
+        """``precision="bf16"`` applies to the critic fit only: the actor's gradient flows through the simulator,
+        whose physics must stay fp32, and the actor is tiny next to the critic fit's 8x4 minibatch steps."""
         cfg.check()
+        self.precision = Precision(precision, device)
         self.cfg = cfg
         self.actor = StochasticActor(obs_dim, action_dim, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd)
         self.critic = CriticEnsemble(obs_dim, cfg.critic_hidden, cfg.num_critics)
@@ -72,7 +83,7 @@ class SHAC(Algorithm):
         grad_norm = actor_step(self.actor, self.actor_optim, loss, cfg.actor_grad_norm, f"SHAC epoch {self.iteration}")
         env.detach()
         targets = critic_targets(cfg, rollout["rewards"], rollout["next_values"], rollout["dones"])
-        value_loss = fit_critic(self.critic, self.critic_optim, rollout["inputs"], targets, cfg)
+        value_loss = fit_critic(self.critic, self.critic_optim, rollout["inputs"], targets, cfg, self.precision)
         if self.target_critic is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(

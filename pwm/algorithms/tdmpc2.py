@@ -17,6 +17,7 @@ from pwm.data.batch import SequenceBatch
 from pwm.losses.world_model import policy_prior_loss, td_targets, world_model_loss
 from pwm.models.normalizers import RunningScale
 from pwm.models.world_model import WorldModel
+from pwm.utils.precision import Precision
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,16 +50,18 @@ class TDMPC2(Algorithm):
 
     One :meth:`update` = consistency/reward/value losses with TD targets from the target Q ensemble, an Adam
     step on the world model (encoder at ``enc_lr_scale``), a policy-prior step on the rolled-out latents, and
-    a Polyak update of the target Q.
+    a Polyak update of the target Q. ``precision="bf16"`` runs the forward passes (targets, losses) under bf16
+    autocast; backward passes, Adam and the target update stay fp32.
     """
 
     state_keys = ("model", "optim", "pi_optim", "scale")
 
-    def __init__(self, model: WorldModel, cfg: TDMPC2Config) -> None:
+    def __init__(self, model: WorldModel, cfg: TDMPC2Config, precision: str = "fp32") -> None:
         cfg.check()
         self.model, self.cfg = model, cfg
         device = next(model.parameters()).device
         self.discount = discount_vector(model, cfg).to(device)
+        self.precision = Precision(precision, device)
         groups = [
             {"params": list(model._encoder.parameters()), "lr": cfg.lr * cfg.enc_lr_scale},
             {"params": [*model._dynamics.parameters(), *model._reward.parameters(), *model._Qs.parameters()]},
@@ -85,13 +88,16 @@ class TDMPC2(Algorithm):
         task = batch.task
         discount = self.discount[task] if task is not None else self.discount[0]
         not_done = 1.0 if batch.terminated is None else 1.0 - batch.terminated
-        with torch.no_grad():
+        autocast = self.precision.autocast
+        with torch.no_grad(), autocast():
             next_z = model.encode(batch.obs[1:], task)
             td = td_targets(model, next_z, batch.reward, task, discount, not_done)
         model.train()
-        loss, metrics, zs = world_model_loss(model, batch, next_z, td, cfg)
+        with autocast():
+            loss, metrics, zs = world_model_loss(model, batch, next_z, td, cfg)
         grad_norm = self._step(self.optim, loss, self.wm_params, "world-model loss")
-        pi_loss, pi_metrics = policy_prior_loss(model, zs.detach(), task, self.scale, cfg)
+        with autocast():
+            pi_loss, pi_metrics = policy_prior_loss(model, zs.detach(), task, self.scale, cfg)
         pi_grad_norm = self._step(self.pi_optim, pi_loss, list(model._pi.parameters()), "policy-prior loss")
         model.update_target_Q(cfg.tau)
         model.eval()

@@ -11,6 +11,7 @@ from pwm.config.algorithms import ActorCriticConfig, MPPIConfig, PWMConfig, TDMP
 from pwm.config.checks import check_choice, check_fields
 from pwm.config.world_model import WorldModelConfig
 from pwm.utils.errors import ConfigError
+from pwm.utils.precision import PRECISIONS
 
 
 @dataclass
@@ -52,17 +53,22 @@ class RunConfig:
     device: str = "auto"
     threads: int | None = None
     """torch CPU threads; None leaves torch's default."""
+    precision: str = "fp32"
+    """``fp32`` or ``bf16``: forward passes under bfloat16 autocast (CPU and CUDA) with fp32 weights, gradients and
+    optimiser state (``pwm.utils.precision``; README, "Mixed precision"). Every trainer reads it from here."""
 
-    RESUME_IGNORES = ("general.steps", "general.run_dir", "general.device", "general.threads", "general.eval_every",
-                      "general.save_every", "general.save_minutes", "general.keep_checkpoints", "logger",
-                      "alg.max_iterations")  # fmt: skip
-    """Keys that may change between an interrupted run and its resumption (the rest must match)."""
+    RESUME_IGNORES = ("general.steps", "general.run_dir", "general.device", "general.threads", "general.precision",
+                      "general.eval_every", "general.save_every", "general.save_minutes", "general.keep_checkpoints",
+                      "logger", "alg.max_iterations")  # fmt: skip
+    """Keys that may change between an interrupted run and its resumption (the rest must match). ``precision`` may:
+    run states hold fp32 weights and optimiser state under either setting."""
 
     def check(self) -> None:
         check_fields(self, "general.", {
             "steps": "at_least_1", "save_every": "at_least_1", "keep_checkpoints": "at_least_1",
             "eval_every": "non_negative", "save_minutes": "non_negative", "threads": "at_least_1",
         })  # fmt: skip
+        check_choice(self, "general.", "precision", PRECISIONS)
         for name in ("eval_runs", "pretrain_steps"):
             if hasattr(self, name):
                 check_fields(self, "general.", {name: "at_least_1" if name == "eval_runs" else "non_negative"})

@@ -27,11 +27,11 @@ def imagined_actor_loss(
 
     Gradients reach the actor only through the actions' effect on the world model's dynamics and rewards and on
     the bootstrapped critic value. The policy's own input is a stop-gradient (PWM's ``detach=True``) unless
-    ``cfg.detach_actor_input`` is off. Values at intermediate steps are only critic targets, so they are computed
-    without a graph.
+    ``cfg.detach_actor_input`` is off. Values at intermediate steps are only critic targets: they are computed
+    without a graph, in one call over the stacked latents after the rollout (one GEMM per layer instead of H-1).
     """
     horizon, gamma = cfg.horizon, cfg.gamma
-    latents, rewards, next_values = [], [], []
+    latents, rewards = [], []
     ret = torch.zeros(z.shape[0], device=z.device, dtype=z.dtype)
     for t in range(horizon):
         latents.append(z.detach())
@@ -40,14 +40,13 @@ def imagined_actor_loss(
         z = wm.next(z, a, task)
         ret = ret + gamma**t * r
         rewards.append(r.detach())
-        if t < horizon - 1:
-            with torch.no_grad():
-                next_values.append(critic.min(z))
     v_final = critic.min(z, detach=True)  # gradient to z (and so the actor), none to the critic
-    next_values.append(v_final.detach())
+    stacked = torch.stack(latents)
+    with torch.no_grad():  # V(z_{t+1}) for t < H-1: the latents of steps 1..H-1
+        next_values = torch.cat([critic.min(stacked[1:]), v_final.detach().unsqueeze(0)])
     power = horizon if cfg.terminal_bootstrap == "gamma_h" else horizon + 1
     loss = -(ret + gamma**power * v_final)
-    return ImaginedRollout(loss, torch.stack(latents), torch.stack(rewards), torch.stack(next_values))
+    return ImaginedRollout(loss, stacked, torch.stack(rewards), next_values)
 
 
 def critic_loss(critic: CriticEnsemble, latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

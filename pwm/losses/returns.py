@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from pwm.utils.precision import fp32
 
+
+@fp32  # a sum of up to H discounted terms: bf16's 8 mantissa bits would round a return of 300 to steps of 2
 def td_lambda_targets(
     rewards: torch.Tensor, next_values: torch.Tensor, done: torch.Tensor, gamma: float, lam: float
 ) -> torch.Tensor:
@@ -37,6 +40,7 @@ def td_lambda_targets(
     return out
 
 
+@fp32
 def one_step_targets(rewards: torch.Tensor, next_values: torch.Tensor, gamma: float) -> torch.Tensor:
     """r_t + γ V(s_{t+1}): what PWM's reference multitask code computes, since it marks every step done
     (docs/pwm_reference.md, "Q1: every imagined step marked done")."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pwm.models.layers import EnsembleMLP, Mish
+from pwm.models.layers import EnsembleMLP, HeadLinear, Mish
 
 
 class StochasticActor(nn.Module):
@@ -21,7 +21,7 @@ class StochasticActor(nn.Module):
         layers: list[nn.Module] = []
         for i in range(len(hidden)):
             layers += [nn.Linear(dims[i], dims[i + 1]), Mish(), nn.LayerNorm(dims[i + 1])]
-        layers.append(nn.Linear(dims[-1], action_dim))
+        layers.append(HeadLinear(dims[-1], action_dim))  # fp32 under bf16 autocast (see HeadLinear)
         self.mu = nn.Sequential(*layers)
         self.logstd = nn.Parameter(torch.full((action_dim,), float(init_logstd)))
         self.min_logstd = min_logstd

@@ -11,6 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pwm.utils.precision import fp32
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+_fp32_linear = fp32(F.linear)
+_fp32_baddbmm = fp32(torch.baddbmm)
+
 
 class _MishCPU(torch.autograd.Function):
     """Mish with one exp: tanh(softplus(x)) = 1 - 2 / (e^x (e^x + 2) + 2); backward uses
@@ -34,9 +40,11 @@ def mish(x: torch.Tensor) -> torch.Tensor:
 
     On CPU, ATen's fused kernel is slow (20.6 ms forward+backward for a [3, 2048, 400] tensor on 2 cores); this
     formulation takes 12.1 ms and agrees to ~1e-6. Mish is the activation of every network here, so it sits on
-    every update's hot path. CUDA keeps the fused kernel.
+    every update's hot path. CUDA keeps the fused kernel, and so do bf16 activations: the one-exp formula rounds
+    every intermediate to bf16, and 1 - 2/(≈2) then cancels to 0 for x < -5 (mish(-6) = -0.0149 became 0), while
+    ATen computes in fp32 and rounds once.
     """
-    return F.mish(x) if x.is_cuda else _MishCPU.apply(x)
+    return F.mish(x) if x.is_cuda or x.dtype in _LOW_PRECISION else _MishCPU.apply(x)
 
 
 class Mish(nn.Module):
@@ -45,18 +53,44 @@ class Mish(nn.Module):
 
 
 class SimNorm(nn.Module):
-    """Simplicial normalisation: softmax over consecutive groups of ``dim`` features."""
+    """Simplicial normalisation: softmax over consecutive groups of ``dim`` features.
+
+    fp32 under bf16 autocast: the latent it produces is every head's input and the consistency loss's target,
+    and the softmax over groups of 8 is cheap.
+    """
 
     def __init__(self, dim: int = 8) -> None:
         super().__init__()
         self.dim = dim
 
+    @fp32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         return F.softmax(x.unflatten(-1, (-1, self.dim)), dim=-1).view(shape)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dim without affine, statistics in fp32 for any input dtype.
+
+    For bf16 activations, fp32 unit gain and zero bias select ATen's mixed-type kernel, which keeps the mean and
+    1/std (and the copies saved for backward) in fp32; without an affine it would round them to bf16.
+    """
+    if x.dtype not in _LOW_PRECISION:
+        return F.layer_norm(x, x.shape[-1:])
+    ones = torch.ones(x.shape[-1], device=x.device)
+    return F.layer_norm(x, x.shape[-1:], ones, torch.zeros_like(ones))
+
+
+class HeadLinear(nn.Linear):
+    """A head's output Linear, computed in fp32 under bf16 autocast: its outputs are read as numbers (a scalar
+    reward or value, two-hot logits, a policy's mean and log-std), where bf16 would round 300 to steps of 2 and a
+    logit of 16 to steps of 0.06. It is a small share of a head's FLOPs (out_features ≤ 101 of 512-wide layers)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _fp32_linear(x, self.weight, self.bias)
 
 
 class NormedLinear(nn.Linear):
@@ -76,7 +110,7 @@ class NormedLinear(nn.Linear):
 
 
 def mlp(in_dim: int, hidden: list[int], out_dim: int, act: nn.Module | None = None, dropout: float = 0.0):
-    """NormedLinear(Mish) per hidden layer, then NormedLinear(act) if ``act`` is given, else a plain Linear.
+    """NormedLinear(Mish) per hidden layer, then NormedLinear(act) if ``act`` is given, else a :class:`HeadLinear`.
 
     Dropout applies to the first layer only, as in TD-MPC2.
     """
@@ -84,7 +118,7 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, act: nn.Module | None = No
     layers: list[nn.Module] = [
         NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0) for i in range(len(hidden))
     ]
-    layers.append(NormedLinear(dims[-1], out_dim, act=act) if act is not None else nn.Linear(dims[-1], out_dim))
+    layers.append(NormedLinear(dims[-1], out_dim, act=act) if act is not None else HeadLinear(dims[-1], out_dim))
     return nn.Sequential(*layers)
 
 
@@ -141,20 +175,24 @@ class EnsembleMLP(nn.Module):
         lead = x.shape[:-1]
         h = x.reshape(-1, x.shape[-1])
         affine = None  # act_first: the previous LayerNorm's (gain, bias), folded into this layer's weights
+        last = len(self.params) - 1
         for i, layer in enumerate(self.params):
             w, b, ln = self._layer_params(layer, members, detach)
             if affine is not None:
                 w, b = w * affine[0].unsqueeze(1), b + (w @ affine[1].unsqueeze(-1)).squeeze(-1)
             if i == 0:
                 h = self._first_layer(h, w, b)
+            elif i == last:  # the output head in fp32 (see HeadLinear)
+                h = _fp32_baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             else:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             if ln is None:
                 continue
             if self.act_first:  # Linear -> Mish -> LayerNorm; its affine moves into the next layer
-                h, affine = F.layer_norm(mish(h), h.shape[-1:]), ln
-            else:
-                h = mish(torch.addcmul(ln[1].unsqueeze(1), F.layer_norm(h, h.shape[-1:]), ln[0].unsqueeze(1)))
+                h, affine = layer_norm(mish(h)), ln
+            else:  # the affine in the activations' dtype, so that bf16 activations stay bf16
+                gain, bias = ln[0].to(h.dtype).unsqueeze(1), ln[1].to(h.dtype).unsqueeze(1)
+                h = mish(torch.addcmul(bias, layer_norm(h), gain))
         return h.view(h.shape[0], *lead, h.shape[-1])
 
     @staticmethod

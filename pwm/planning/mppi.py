@@ -14,10 +14,15 @@ import torch
 
 from pwm.config import MPPIConfig
 from pwm.models.world_model import WorldModel
+from pwm.utils.precision import Precision
 
 
 class MPPIPlanner:
-    """Plans one action per call; keeps the previous mean as a warm start until :meth:`reset`."""
+    """Plans one action per call; keeps the previous mean as a warm start until :meth:`reset`.
+
+    ``precision="bf16"`` evaluates the world model, prior and terminal value under bf16 autocast; their outputs
+    (decoded rewards, values, actions) are fp32, so the elite selection and the softmax weights stay fp32.
+    """
 
     def __init__(
         self,
@@ -27,10 +32,12 @@ class MPPIPlanner:
         prior: Callable[[torch.Tensor], torch.Tensor],
         terminal_value: Callable[[torch.Tensor], torch.Tensor],
         action_mask: torch.Tensor | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.wm, self.cfg, self.discount = wm, cfg, discount
         self.prior, self.terminal_value = prior, terminal_value
         self.action_mask = action_mask
+        self.precision = Precision(precision, next(wm.parameters()).device)
         self._prev_mean: torch.Tensor | None = None
 
     def reset(self) -> None:
@@ -57,6 +64,10 @@ class MPPIPlanner:
     @torch.no_grad()
     def plan(self, obs: torch.Tensor, task: int | None = None, explore: bool = False) -> torch.Tensor:
         """The first action of the chosen plan for one observation ``obs [O]``."""
+        with self.precision.autocast():
+            return self._plan(obs, task, explore)
+
+    def _plan(self, obs: torch.Tensor, task: int | None, explore: bool) -> torch.Tensor:
         cfg, device = self.cfg, obs.device
         action_dim = self.wm.cfg.action_dim
         z = self.wm.encode(obs.unsqueeze(0), task)

@@ -82,7 +82,7 @@ class DflexRun(loop.Runner):
         if not self.is_pwm:
             from pwm.algorithms.shac import SHAC
 
-            return SHAC(obs_dim, action_dim, self.alg_cfg, self.device), None
+            return SHAC(obs_dim, action_dim, self.alg_cfg, self.device, self.general.precision), None
         from pwm.algorithms.pwm_single_task import SingleTaskPWM
 
         c = self.alg_cfg
@@ -91,7 +91,9 @@ class DflexRun(loop.Runner):
                 f"alg.wm_horizon={c.wm_horizon} must be shorter than {self.env_name}'s episodes "
                 f"({self.env.episode_length} steps): the world model trains on windows inside one episode"
             )
-        algo = SingleTaskPWM(obs_dim, action_dim, c, self.device, num_envs=self.env.num_envs)
+        algo = SingleTaskPWM(
+            obs_dim, action_dim, c, self.device, num_envs=self.env.num_envs, precision=self.general.precision
+        )
         if self.logger_cfg.progress:
             algo.progress = lambda total, desc: tqdm(total=total, desc=desc, leave=False, smoothing=0)
         buffer = ReplayBuffer(

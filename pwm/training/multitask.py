@@ -62,7 +62,7 @@ class MultitaskRun(loop.Runner):
         self.world_model = WorldModel(dataclasses.replace(cfg.alg.world_model, task=cfg.task_set))
         load_into(self.world_model, cfg.general.checkpoint)
         self.world_model.to(self.device)
-        self.algo = PWM(self.world_model, cfg.alg, task=self.task_id)
+        self.algo = PWM(self.world_model, cfg.alg, task=self.task_id, precision=cfg.general.precision)
         dataset = open_dataset(cfg.general.data_dir, cfg.task_set, cache_dir=cfg.general.cache_dir)
         self.sampler = DatasetSampler(
             dataset, cfg.alg.batch_size, cfg.alg.horizon, seed=cfg.seed, task=self.task_id, device=self.device
@@ -102,7 +102,7 @@ class MultitaskRun(loop.Runner):
             prior = lambda z: wm.pi(z, task)[0]  # noqa: E731
             value = lambda z: wm.Q(z, wm.pi(z, task)[0], task, "avg")  # noqa: E731
         mask = wm._action_masks[task] if wm.cfg.multitask else None
-        return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask)
+        return MPPIPlanner(wm, e.mppi, self.cfg.alg.gamma, prior, value, mask, self.general.precision)
 
     def evaluate(self, step: int) -> dict[str, float]:
         from pwm.envs.suites.registry import make_env

@@ -79,7 +79,7 @@ class WorldModelRun(loop.Runner):
             raise ConfigError(
                 f"general.data_dir={data_dir} has obs dim {dataset.obs_dim}, the model expects {wm_cfg.obs_dim}"
             )
-        self.algo = TDMPC2(model, cfg.tdmpc2)
+        self.algo = TDMPC2(model, cfg.tdmpc2, cfg.general.precision)
         self.sampler = make_sampler(cfg, wm_cfg, dataset, cfg.seed + 1000 * self.dist.rank, device)
         if self.dist.enabled:
             distributed.broadcast_module(self.algo.model)

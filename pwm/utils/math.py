@@ -11,11 +11,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pwm.utils.precision import fp32
 
+
+# fp32 under bf16 autocast: log1p/expm1 of values up to e^10 need more than bf16's 8 mantissa bits, and
+# these functions are element-wise and cheap.
+@fp32
 def symlog(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.log1p(x.abs())
 
 
+@fp32
 def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
@@ -42,6 +48,7 @@ class BinSupport:
         return idx.long(), pos - idx
 
 
+@fp32
 def two_hot(x: torch.Tensor, support: BinSupport) -> torch.Tensor:
     """Encode values as a two-hot distribution over the bins: ``[...] -> [..., num_bins]``."""
     idx, frac = support._lower_bin(x)
@@ -51,6 +58,7 @@ def two_hot(x: torch.Tensor, support: BinSupport) -> torch.Tensor:
     return out
 
 
+@fp32  # softmax over 101 bins and the expectation: bf16 logits would be coarse to ±0.06 at |logit| 16
 def two_hot_inv(logits: torch.Tensor, support: BinSupport, space: str = "symexp") -> torch.Tensor:
     """Decode logits to values: the softmax-weighted bin centre, mapped back with symexp.
 
@@ -61,6 +69,7 @@ def two_hot_inv(logits: torch.Tensor, support: BinSupport, space: str = "symexp"
     return symexp(value) if space == "symexp" else value
 
 
+@fp32  # log-softmax and the cross-entropy: the loss of every reward/value head, cheap next to the GEMMs
 def soft_ce(logits: torch.Tensor, target: torch.Tensor, support: BinSupport) -> torch.Tensor:
     """Cross-entropy between logits ``[..., num_bins]`` and the two-hot encoding of ``target [...]``.
 
