@@ -143,20 +143,6 @@ class MultitaskRun(loop.Runner):
     def _plan_fn(self, planner):
         return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
 
-    def _write_model_errors(self, episodes: list[dict]) -> None:
-        """``model_errors.json``: the frozen model's and the critic's errors along the final policy's episodes."""
-        import json
-
-        from pwm.evaluation.wm_quality import policy_errors
-
-        a = self.cfg.alg
-        errors = policy_errors(self.world_model, self.algo.critic, episodes, self.task_id, a.horizon, a.gamma,
-                               a.reward_space)  # fmt: skip
-        (self.run_dir / "model_errors.json").write_text(json.dumps(errors, indent=1) + "\n")
-
-    def _plan_fn(self, planner):
-        return lambda obs: planner.plan(torch.as_tensor(obs, device=self.device), self.task_id).cpu().numpy()
-
     def _append(self, step: int, alg: str, metrics: dict[str, float]) -> None:
         self.results.append({
             "iteration": step, "task": self.cfg.task, "task_set": self.cfg.task_set, "seed": self.cfg.seed,
