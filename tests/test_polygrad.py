@@ -169,6 +169,21 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_gym_render_shows_the_current_state():
+    """A frame of the requested size, with content, that changes when the simulator state changes."""
+    env = GymMujocoEnv("gym_hopper", seed=0)
+    try:
+        env.reset()
+        first = env.render(width=64, height=48)
+        assert first.shape == (48, 64, 3) and first.dtype == np.uint8 and first.std() > 0
+        state = env.sim_state()
+        state[2] += 0.8  # tilt the torso
+        env.set_sim_state(state)
+        assert np.abs(env.render(width=64, height=48).astype(int) - first).mean() > 1.0
+    finally:
+        env.close()
+
+
 def test_online_script_writes_metrics_and_resumes_to_identical_rows(tmp_path):
     """The script's smoke run; then a run cut after its step-40 state resumes to the uninterrupted rows."""
     cmd = [sys.executable, str(ROOT / "scripts" / "train_online.py"), *TINY, f"general.run_dir={tmp_path / 'cli'}"]

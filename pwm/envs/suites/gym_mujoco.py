@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pwm.envs.suites.dmcontrol import StepResult, as_action
+from pwm.envs.suites.gl import use_headless_gl
 from pwm.utils.errors import ConfigError
 
 GYM_TASKS = {"gym_hopper": "Hopper-v5", "gym_walker2d": "Walker2d-v5", "gym_halfcheetah": "HalfCheetah-v5"}
@@ -35,6 +36,7 @@ class GymMujocoEnv:
     ``set_sim_state`` (qpos and qvel) and a ``state_dict`` for run states."""
 
     def __init__(self, name: str, seed: int = 0, episode_length: int | None = None, env_id: str | None = None):
+        use_headless_gl()  # before gymnasium's MuJoCo envs import mujoco, which picks its GL backend at import
         import gymnasium as gym
 
         env_id = gym_id(name, env_id)
@@ -60,6 +62,7 @@ class GymMujocoEnv:
             raise ConfigError(f"{name}: episode_length must be >= 1, got {self.episode_length}")
         self._low, self._high = self._env.action_space.low, self._env.action_space.high
         self._seed, self._t = seed, 0
+        self._renderers: dict[tuple[int, int], Any] = {}
 
     def reset(self) -> np.ndarray:
         """A new episode; the first reset seeds the generator of initial states, later ones continue it."""
@@ -103,7 +106,24 @@ class GymMujocoEnv:
         self._env.np_random.bit_generator.state = state["rng"]
 
     def render(self, width: int = 384, height: int = 384) -> np.ndarray:
-        raise NotImplementedError(f"{self.name}: rendering is not wired for gymnasium tasks")
+        """RGB frame [height, width, 3] uint8 of the current state, from a camera that follows the torso (body 1)
+        from the side, as gymnasium's own locomotion viewers do."""
+        import mujoco
+
+        renderer = self._renderers.get((width, height))
+        if renderer is None:
+            visual = self._env.model.vis.global_  # the offscreen buffer must hold the frame
+            visual.offwidth, visual.offheight = max(visual.offwidth, width), max(visual.offheight, height)
+            renderer = self._renderers[width, height] = mujoco.Renderer(self._env.model, height, width)
+        camera = mujoco.MjvCamera()
+        camera.type, camera.trackbodyid = mujoco.mjtCamera.mjCAMERA_TRACKING, 1
+        camera.distance, camera.elevation, camera.azimuth = 4.0, -15.0, 90.0
+        renderer.update_scene(self._env.data, camera=camera)
+        return renderer.render()
 
     def close(self) -> None:
+        """Free the GL contexts now: left to interpreter exit, EGL teardown prints harmless tracebacks."""
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
         self._env.close()
