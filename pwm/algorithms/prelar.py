@@ -48,7 +48,7 @@ class VideoPretrain(Algorithm):
         return self
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        raise NotImplementedError("a pretraining model has no actor: fine-tune it (alg=prelar_finetune)")
+        raise TypeError("a pretraining model has no actor: fine-tune it (alg=prelar_finetune)")
 
     def latent_actions(self, image: torch.Tensor):
         """(slot inputs [B, T, 64] with zeros at t = 0, mean and std [B, T-1, 64]) of frames [B, T, 3, H, W]."""

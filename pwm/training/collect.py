@@ -28,7 +28,7 @@ import torch
 from pwm.data.chunks import MT80_PIECE, episode_rows, write_chunk
 from pwm.data.tasks import DMC_EPISODE_LENGTH, get_task_set
 from pwm.training.evaluate import evaluate
-from pwm.training.sb3_run import buffer_state, restore_buffer
+from pwm.training.sb3_run import agent_state, restore_agent
 from pwm.utils.errors import ConfigError
 from pwm.utils.io import atomic_torch_save
 from pwm.utils.run_lock import RunDirLock
@@ -144,13 +144,7 @@ def make_agent(settings: CollectSettings, task: str, seed: int):
 
 
 def save_agent(model, path: Path) -> None:
-    state = {
-        "params": model.get_parameters(),
-        "num_timesteps": model.num_timesteps,
-        "log_ent_coef": model.log_ent_coef.detach().clone(),
-        "buffer": buffer_state(model.replay_buffer),
-    }
-    atomic_torch_save(state, path)
+    atomic_torch_save(agent_state(model), path)
 
 
 def load_agent(model, path: Path) -> None:
@@ -159,10 +153,7 @@ def load_agent(model, path: Path) -> None:
         state = safe_torch_load(path, what="SAC run state", map_location="cpu")
     except UnsafeFileError as err:
         raise ConfigError(str(err)) from None
-    model.set_parameters(state["params"], exact_match=True)
-    model.num_timesteps = state["num_timesteps"]
-    model.log_ent_coef.data.copy_(state["log_ent_coef"])
-    restore_buffer(model.replay_buffer, state["buffer"])
+    restore_agent(model, state)
 
 
 def train_agent(settings: CollectSettings, task: str, seed: int, work: Path):

@@ -150,11 +150,7 @@ class Sb3Run:
             state = safe_torch_load(path, what="SB3 run state", map_location="cpu")
         except UnsafeFileError as err:
             raise RunStateError(str(err)) from None
-        model.set_parameters(state["params"], exact_match=True)
-        model.num_timesteps = state["num_timesteps"]
-        if self.settings.algo == "sac":
-            model.log_ent_coef.data.copy_(state["log_ent_coef"])
-            restore_buffer(model.replay_buffer, state["buffer"])
+        restore_agent(model, state)
         return model
 
     def _read_rows(self, upto: int) -> list[dict[str, Any]]:
@@ -203,11 +199,7 @@ class Sb3Run:
         row = {"step": steps, "env_steps": steps, "time": round(time.perf_counter() - self.start, 1)}
         self.rows.append({**row, **{f"eval/{k}": v for k, v in result.items()}})
         _write_rows(self.out / METRICS_FILE, self.rows)
-        state = {"params": self.model.get_parameters(), "num_timesteps": self.model.num_timesteps}
-        if self.settings.algo == "sac":
-            state["log_ent_coef"] = self.model.log_ent_coef.detach().clone()
-            state["buffer"] = buffer_state(self.model.replay_buffer)
-        atomic_torch_save(state, self.out / STATE_FILE)
+        atomic_torch_save(agent_state(self.model), self.out / STATE_FILE)
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
@@ -216,6 +208,27 @@ class Sb3Run:
     def single_policy(self, obs: np.ndarray) -> np.ndarray:
         action, _ = self.model.predict(obs[None], deterministic=True)
         return np.asarray(action[0], dtype=np.float32)
+
+
+def agent_state(model) -> dict[str, Any]:
+    """An SB3 agent as tensors and numbers only (a weights-only file): parameters, step count and, for SAC, the
+    entropy coefficient and the replay buffer, so that training continues exactly."""
+    state = {"params": model.get_parameters(), "num_timesteps": model.num_timesteps}
+    if getattr(model, "log_ent_coef", None) is not None:  # SAC's learned entropy coefficient
+        state["log_ent_coef"] = model.log_ent_coef.detach().clone()
+    if getattr(model, "replay_buffer", None) is not None:  # off-policy agents
+        state["buffer"] = buffer_state(model.replay_buffer)
+    return state
+
+
+def restore_agent(model, state: dict[str, Any]) -> None:
+    """Put back what :func:`agent_state` saved."""
+    model.set_parameters(state["params"], exact_match=True)
+    model.num_timesteps = state["num_timesteps"]
+    if "log_ent_coef" in state:
+        model.log_ent_coef.data.copy_(state["log_ent_coef"])
+    if "buffer" in state:
+        restore_buffer(model.replay_buffer, state["buffer"])
 
 
 def buffer_state(buffer) -> dict[str, Any]:
