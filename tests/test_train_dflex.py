@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from pwm.algorithms.base import EnvData
 from pwm.algorithms.pwm_single_task import SingleTaskPWM
@@ -129,6 +130,45 @@ def test_shac_actor_gradient_flows_only_through_the_simulator():
     assert all(p.grad is None or not p.grad.any() for p in algo.actor.parameters())
     with pytest.raises(ValueError, match="requires_grad=False"):
         algo.update(EnvData(make_dflex_env("dflex_cartpole", {"num_envs": 4})))
+
+
+def test_normalised_observations_are_clipped_like_the_references():
+    """SHAC's and PWM's running normaliser clips to +-5; the clip also stops the gradient of outlying dims."""
+    cfg = SHACConfig(actor_hidden=[8], critic_hidden=[8])
+    algo = SHAC(2, 1, cfg)
+    algo.obs_rms.update(torch.tensor([[0.0, 0.0], [2.0, 2.0]]))  # mean 1, std ~1
+    obs = torch.tensor([[1.5, 100.0]], requires_grad=True)
+    x = algo.normalize(obs)
+    expected = (1.5 - float(algo.obs_rms.mean[0])) / float(algo.obs_rms.std()[0])
+    assert x[0, 0].item() == pytest.approx(expected, rel=1e-5)
+    assert x[0, 1].item() == 5.0
+    x.sum().backward()
+    assert obs.grad[0, 1].item() == 0.0 and obs.grad[0, 0].item() > 0
+    algo.cfg.obs_clip = 2.0
+    assert algo.normalize(torch.tensor([[-50.0, 1.0]]))[0, 0].item() == -2.0
+    algo.cfg.obs_clip = None  # SHAC's original: no clip
+    expected = (-50.0 - float(algo.obs_rms.mean[0])) / float(algo.obs_rms.std()[0])
+    assert algo.normalize(torch.tensor([[-50.0, 1.0]]))[0, 0].item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match="obs_clip"):
+        SHACConfig(obs_clip=0.0).check()
+
+
+def test_shac_diffrl_preset_builds_the_original_shac_networks():
+    """alg=shac_diffrl: one ELU critic bootstrapped through a Polyak target, no obs clip, no return scaling."""
+    cfg = _compose(["env=dflex_ant", "alg=shac_diffrl"])
+    assert cfg.general.steps == 2000 and _compose(["env=dflex_hopper", "alg=shac_diffrl"]).general.steps == 500
+    alg_cfg = OmegaConf.to_object(cfg.alg)
+    algo = SHAC(37, 8, alg_cfg)
+    assert algo.target_critic is not None and algo.critic.net.num_members == 1
+    assert alg_cfg.obs_clip is None and not alg_cfg.ret_rms and alg_cfg.target_critic_alpha == 0.99
+    x = torch.randn(5, 37)
+    assert torch.equal(algo.critic.min(x), algo.target_critic.min(x))  # the target starts as a copy
+    # The hidden activation really is ELU: ELU's negative side saturates at -1, Mish's at 0.
+    assert [type(m).__name__ for m in algo.actor.mu][:3] == ["Linear", "_Activation", "LayerNorm"]
+    act = algo.actor.mu[1]
+    assert act(torch.tensor([-20.0])).item() == pytest.approx(-1.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="activation"):
+        SHACConfig(activation="relu").check()
 
 
 @pytest.mark.parametrize("wm_loss", ["pwm", "tdmpc2"])

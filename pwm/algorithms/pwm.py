@@ -14,7 +14,7 @@ from pwm.algorithms.actor_critic import actor_step, apply_lr_schedule, critic_ta
 from pwm.algorithms.base import Algorithm
 from pwm.config import PWMConfig
 from pwm.losses.actor import imagined_actor_loss
-from pwm.models.actor_critic import CriticEnsemble, StochasticActor
+from pwm.models.actor_critic import build_actor_critic
 from pwm.models.normalizers import RunningMeanStd
 from pwm.models.world_model import WorldModel
 from pwm.utils.precision import Precision
@@ -33,8 +33,7 @@ class PWM(Algorithm):
         device = next(world_model.parameters()).device
         self.precision = Precision(precision, device)
         latent, action = world_model.cfg.latent_dim, world_model.cfg.action_dim
-        self.actor = StochasticActor(latent, action, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd).to(device)
-        self.critic = CriticEnsemble(latent, cfg.critic_hidden, cfg.num_critics).to(device)
+        self.actor, self.critic = build_actor_critic(latent, action, cfg, device)
         betas = tuple(cfg.betas)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas, fused=True)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas, fused=True)

@@ -31,8 +31,8 @@ from pwm.data.episodes import Episode
 from pwm.envs.sim.base import BatchedEnv
 from pwm.losses.returns import SegmentReturns
 from pwm.losses.world_model import scalar_world_model_loss
-from pwm.models.actor_critic import CriticEnsemble, StochasticActor
-from pwm.models.normalizers import RunningMeanStd
+from pwm.models.actor_critic import build_actor_critic
+from pwm.models.normalizers import RunningMeanStd, clip_normalized
 from pwm.models.world_model import WorldModel
 from pwm.utils.precision import Precision
 
@@ -70,8 +70,7 @@ class SingleTaskPWM(Algorithm):
         trained = (self.wm._encoder, self.wm._dynamics, self.wm._reward)  # PWM trains no Q or policy prior
         self.wm_params = [p for module in trained for p in module.parameters()]
         latent = self.wm.cfg.latent_dim
-        self.actor = StochasticActor(latent, action_dim, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd).to(device)
-        self.critic = CriticEnsemble(latent, cfg.critic_hidden, cfg.num_critics).to(device)
+        self.actor, self.critic = build_actor_critic(latent, action_dim, cfg, device)
         betas = tuple(cfg.betas)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
@@ -89,7 +88,7 @@ class SingleTaskPWM(Algorithm):
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.cfg.obs_rms:
             return obs
-        return ((obs - self.obs_rms.mean) / self.obs_rms.std()).to(obs.dtype)
+        return clip_normalized((obs - self.obs_rms.mean) / self.obs_rms.std(), self.cfg.obs_clip).to(obs.dtype)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

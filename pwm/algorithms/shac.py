@@ -24,8 +24,8 @@ from pwm.algorithms.base import Algorithm, EnvData
 from pwm.config import SHACConfig
 from pwm.envs.sim.base import BatchedEnv
 from pwm.losses.returns import SegmentReturns
-from pwm.models.actor_critic import CriticEnsemble, StochasticActor
-from pwm.models.normalizers import RunningMeanStd
+from pwm.models.actor_critic import build_actor_critic
+from pwm.models.normalizers import RunningMeanStd, clip_normalized
 from pwm.utils.precision import Precision
 
 
@@ -45,10 +45,7 @@ class SHAC(Algorithm):
         cfg.check()
         self.precision = Precision(precision, device)
         self.cfg = cfg
-        self.actor = StochasticActor(obs_dim, action_dim, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd)
-        self.critic = CriticEnsemble(obs_dim, cfg.critic_hidden, cfg.num_critics)
-        self.actor.to(device)
-        self.critic.to(device)
+        self.actor, self.critic = build_actor_critic(obs_dim, action_dim, cfg, device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False) if cfg.target_critic else None
         betas = tuple(cfg.betas)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
@@ -61,7 +58,7 @@ class SHAC(Algorithm):
         if not self.cfg.obs_rms:
             return obs
         mean, std = stats if stats is not None else (self.obs_rms.mean, self.obs_rms.std())
-        return ((obs - mean) / std).to(obs.dtype)
+        return clip_normalized((obs - mean) / std, self.cfg.obs_clip).to(obs.dtype)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

@@ -78,15 +78,23 @@ class ActorCriticConfig:
     marks every imagined step done, which collapses its TD(λ) to r + γV (docs/pwm_reference.md, "Q1")."""
     obs_rms: bool = False
     """Normalise observations by running statistics before the networks see them (PWM dflex: off)."""
+    obs_clip: float | None = 5.0
+    """Normalised observations are clipped to [-obs_clip, obs_clip], as PWM's repository does for both PWM and
+    SHAC (null: no clip, as SHAC's original code). The clip also stops the gradient of outlying dimensions."""
+    activation: str = "mish"
+    """Hidden activation of the actor and the critics: ``mish`` (PWM) or ``elu`` (SHAC's original networks)."""
 
     def check(self) -> None:
-        _check_choices(self, {"critic_targets": ("td_lambda", "one_step"), "lr_schedule": ("linear", "constant")})
+        _check_choices(self, {
+            "critic_targets": ("td_lambda", "one_step"), "lr_schedule": ("linear", "constant"),
+            "activation": ("mish", "elu"),
+        })  # fmt: skip
         check_fields(self, "alg.", {
             "horizon": "at_least_1", "max_iterations": "at_least_1", "gamma": "discount", "lam": "fraction",
             "actor_hidden": "at_least_1", "critic_hidden": "at_least_1", "num_critics": "at_least_1",
             "actor_lr": "positive", "critic_lr": "positive", "lr_min": "non_negative", "betas": "fraction",
             "actor_grad_norm": "positive", "critic_grad_norm": "positive", "critic_iterations": "at_least_1",
-            "critic_batches": "at_least_1",
+            "critic_batches": "at_least_1", "obs_clip": "positive",
         })  # fmt: skip
 
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pwm.models.layers import EnsembleMLP, HeadLinear, Mish
+from pwm.models.layers import ACTIVATIONS, EnsembleMLP, HeadLinear
 
 
 class StochasticActor(nn.Module):
     """Gaussian policy with a state-independent log-std; tanh squashing is applied by the algorithm.
 
-    Hidden layers are Linear -> Mish -> LayerNorm, as in PWM. The log-std has a floor (PWM: -1.427, σ ≥ 0.24)
+    Hidden layers are Linear -> Mish -> LayerNorm, as in PWM (``activation="elu"``: ELU, as SHAC's original). The
+    log-std has a floor (PWM: -1.427, σ ≥ 0.24)
     enforced on the parameter itself, so an update can never push it below the floor where its gradient dies.
     """
 
-    def __init__(self, in_dim: int, action_dim: int, hidden: list[int], init_logstd: float, min_logstd: float):
+    def __init__(
+        self, in_dim: int, action_dim: int, hidden: list[int], init_logstd: float, min_logstd: float,
+        activation: str = "mish",
+    ) -> None:  # fmt: skip
         super().__init__()
         dims = [in_dim, *hidden]
         layers: list[nn.Module] = []
         for i in range(len(hidden)):
-            layers += [nn.Linear(dims[i], dims[i + 1]), Mish(), nn.LayerNorm(dims[i + 1])]
+            layers += [nn.Linear(dims[i], dims[i + 1]), _Activation(activation), nn.LayerNorm(dims[i + 1])]
         layers.append(HeadLinear(dims[-1], action_dim))  # fp32 under bf16 autocast (see HeadLinear)
         self.mu = nn.Sequential(*layers)
         self.logstd = nn.Parameter(torch.full((action_dim,), float(init_logstd)))
@@ -39,9 +43,9 @@ class StochasticActor(nn.Module):
 class CriticEnsemble(nn.Module):
     """``members`` value functions V(z) (Linear -> Mish -> LayerNorm hidden layers), orthogonal init (gain √2)."""
 
-    def __init__(self, in_dim: int, hidden: list[int], members: int) -> None:
+    def __init__(self, in_dim: int, hidden: list[int], members: int, activation: str = "mish") -> None:
         super().__init__()
-        self.net = EnsembleMLP(members, in_dim, hidden, 1, act_first=True)
+        self.net = EnsembleMLP(members, in_dim, hidden, 1, act_first=True, activation=activation)
         for layer in self.net.params:
             for k in range(members):
                 nn.init.orthogonal_(layer.weight.data[k], gain=2**0.5)
@@ -53,3 +57,25 @@ class CriticEnsemble(nn.Module):
 
     def min(self, z: torch.Tensor, detach: bool = False) -> torch.Tensor:
         return self.forward(z, detach).min(0).values
+
+
+class _Activation(nn.Module):
+    """One of ``ACTIVATIONS`` as a module (the names are the config's ``alg.activation`` choices)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.fn = ACTIVATIONS[name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+def build_actor_critic(in_dim: int, action_dim: int, cfg, device: torch.device | str = "cpu"):
+    """The actor and critic ensemble an actor-critic config (``pwm.config.ActorCriticConfig``) describes."""
+    actor = StochasticActor(in_dim, action_dim, cfg.actor_hidden, cfg.init_logstd, cfg.min_logstd, cfg.activation)
+    critic = CriticEnsemble(in_dim, cfg.critic_hidden, cfg.num_critics, cfg.activation)
+    return actor.to(device), critic.to(device)

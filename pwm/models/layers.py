@@ -139,13 +139,17 @@ class _EnsembleLinear(nn.Module):
         self.ln = _EnsembleLayerNorm(members, out_features) if normed else None
 
 
+ACTIVATIONS = {"mish": mish, "elu": F.elu}
+"""Hidden activations of the actor-critic MLPs: Mish (PWM) or ELU (SHAC's original networks)."""
+
+
 class EnsembleMLP(nn.Module):
     """``members`` MLPs with identical shapes evaluated with batched matmuls.
 
     Hidden layers are Linear -> LayerNorm -> Mish (TD-MPC2's Q functions), or Linear -> Mish -> LayerNorm with
-    ``act_first=True`` (PWM's critics). Parameters are stacked along a leading member axis
-    (``params.{layer}.weight [K, out, in]``), which is the official checkpoint layout of TD-MPC2's Q ensemble.
-    ``members`` selects a subset so that min/avg targets evaluate only the members they use.
+    ``act_first=True`` (PWM's critics); ``activation="elu"`` swaps Mish for ELU. Parameters are stacked along a
+    leading member axis (``params.{layer}.weight [K, out, in]``), which is the official checkpoint layout of
+    TD-MPC2's Q ensemble. ``members`` selects a subset so that min/avg targets evaluate only the members they use.
     """
 
     def __init__(
@@ -156,9 +160,11 @@ class EnsembleMLP(nn.Module):
         out_dim: int,
         dropout: float = 0.0,
         act_first: bool = False,
+        activation: str = "mish",
     ) -> None:
         super().__init__()
         dims = [in_dim, *hidden, out_dim]
+        self.act = ACTIVATIONS[activation]
         self.num_members = members
         self.dropout = dropout
         self.act_first = act_first
@@ -189,10 +195,10 @@ class EnsembleMLP(nn.Module):
             if ln is None:
                 continue
             if self.act_first:  # Linear -> Mish -> LayerNorm; its affine moves into the next layer
-                h, affine = layer_norm(mish(h)), ln
+                h, affine = layer_norm(self.act(h)), ln
             else:  # the affine in the activations' dtype, so that bf16 activations stay bf16
                 gain, bias = ln[0].to(h.dtype).unsqueeze(1), ln[1].to(h.dtype).unsqueeze(1)
-                h = mish(torch.addcmul(bias, layer_norm(h), gain))
+                h = self.act(torch.addcmul(bias, layer_norm(h), gain))
         return h.view(h.shape[0], *lead, h.shape[-1])
 
     @staticmethod

@@ -47,3 +47,8 @@ class RunningMeanStd(nn.Module):
 
     def std(self, epsilon: float = 1e-5) -> torch.Tensor:
         return torch.sqrt(self.var + epsilon)
+
+
+def clip_normalized(x: torch.Tensor, clip: float | None) -> torch.Tensor:
+    """Clip normalised values to [-clip, clip] (``None``: unchanged). Clipped entries pass no gradient."""
+    return x if clip is None else x.clamp(-clip, clip)
