@@ -153,22 +153,40 @@ def test_normalised_observations_are_clipped_like_the_references():
         SHACConfig(obs_clip=0.0).check()
 
 
-def test_shac_diffrl_preset_builds_the_original_shac_networks():
-    """alg=shac_diffrl: one ELU critic bootstrapped through a Polyak target, no obs clip, no return scaling."""
-    cfg = _compose(["env=dflex_ant", "alg=shac_diffrl"])
-    assert cfg.general.steps == 2000 and _compose(["env=dflex_hopper", "alg=shac_diffrl"]).general.steps == 500
+def test_shac_original_preset_builds_the_original_shac_networks():
+    """alg=shac_original: one ELU critic bootstrapped through a Polyak target, no obs clip, no return scaling."""
+    cfg = _compose(["env=dflex_ant", "alg=shac_original"])
+    hopper = _compose(["env=dflex_hopper", "alg=shac_original"])
+    assert cfg.general.steps == 2000 and hopper.general.steps == 500 and hopper.alg.critic_lr == 4e-3
     alg_cfg = OmegaConf.to_object(cfg.alg)
     algo = SHAC(37, 8, alg_cfg)
     assert algo.target_critic is not None and algo.critic.net.num_members == 1
-    assert alg_cfg.obs_clip is None and not alg_cfg.ret_rms and alg_cfg.target_critic_alpha == 0.99
+    assert alg_cfg.obs_clip is None and not alg_cfg.ret_rms and alg_cfg.target_critic_alpha == 0.2
+    assert [tuple(layer.weight.shape[1:]) for layer in algo.critic.net.params] == [(64, 37), (64, 64), (1, 64)]
     x = torch.randn(5, 37)
     assert torch.equal(algo.critic.min(x), algo.target_critic.min(x))  # the target starts as a copy
     # The hidden activation really is ELU: ELU's negative side saturates at -1, Mish's at 0.
     assert [type(m).__name__ for m in algo.actor.mu][:3] == ["Linear", "_Activation", "LayerNorm"]
-    act = algo.actor.mu[1]
-    assert act(torch.tensor([-20.0])).item() == pytest.approx(-1.0, abs=1e-6)
+    assert algo.actor.mu[1](torch.tensor([-20.0])).item() == pytest.approx(-1.0, abs=1e-6)
     with pytest.raises(ConfigError, match="activation"):
         SHACConfig(activation="relu").check()
+
+
+def test_target_critic_bootstraps_and_follows_the_critic_by_polyak_averaging():
+    torch.manual_seed(0)
+    env = make_dflex_env("dflex_cartpole", {"num_envs": 4, "episode_length": 20}, requires_grad=True)
+    env.reset(seed=0)
+    cfg = SHACConfig(horizon=4, actor_hidden=[8], critic_hidden=[8], num_critics=1, target_critic=True,
+                     target_critic_alpha=0.2, critic_iterations=2, max_iterations=10)  # fmt: skip
+    algo = SHAC(env.obs_dim, env.action_dim, cfg)
+    before = [p.detach().clone() for p in algo.critic.parameters()]
+    algo.update(EnvData(env))
+    for init, online, target in zip(before, algo.critic.parameters(), algo.target_critic.parameters(), strict=True):
+        assert not torch.equal(online, init)  # the critic moved, so the check below is not trivial
+        torch.testing.assert_close(target, 0.2 * init + 0.8 * online)
+    x = torch.randn(3, env.obs_dim)
+    assert torch.equal(algo._bootstrap(x), algo.target_critic.min(x))
+    assert not torch.equal(algo._bootstrap(x), algo.critic.min(x))
 
 
 @pytest.mark.parametrize("wm_loss", ["pwm", "tdmpc2"])
