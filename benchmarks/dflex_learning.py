@@ -51,6 +51,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--hydra-args", default="", help="Hydra overrides for every PWM/SHAC run (env.config.* too)")
     p.add_argument("--shac-args", default="", help="Hydra overrides for SHAC runs")
+    p.add_argument(
+        "--shac-preset",
+        default="shac_original",
+        choices=("shac_original", "shac"),
+        help="SHAC config: the original SHAC behind the published SHAC curves, or PWM's repository variant",
+    )
     p.add_argument("--pwm-args", default="", help="Hydra overrides for PWM runs")
     p.add_argument("--ppo-args", default="", help="extra benchmarks/sb3_baseline.py flags for PPO runs")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the table and figure")
@@ -64,6 +70,11 @@ def _compose(env: str, alg: str, overrides: list[str]):
         return compose(config_name="config_dflex", overrides=[f"env={env}", f"alg={alg}", *overrides])
 
 
+def preset(args: argparse.Namespace, alg: str) -> str:
+    """The ``alg=`` config group entry a benchmark algorithm runs with."""
+    return args.shac_preset if alg == "shac" else alg
+
+
 def hydra_overrides(args: argparse.Namespace, alg: str) -> list[str]:
     return shlex.split(args.hydra_args) + shlex.split(getattr(args, f"{alg}_args"))
 
@@ -73,14 +84,14 @@ def budget(args: argparse.Namespace, env: str, alg: str) -> tuple[int, int]:
     if alg == "ppo":
         steps = budget(args, env, "pwm")[0] * _steps_per_iteration(env, "pwm", args) if args.paper else args.env_steps
         return steps, max(1, steps // args.evals)
-    cfg = _compose(env, alg, hydra_overrides(args, alg))
+    cfg = _compose(env, preset(args, alg), hydra_overrides(args, alg))
     per_iteration = _steps_per_iteration(env, alg, args)
     steps = int(cfg.general.steps) if args.paper else math.ceil(args.env_steps / per_iteration)
     return steps, max(1, steps // args.evals)
 
 
 def _steps_per_iteration(env: str, alg: str, args: argparse.Namespace) -> int:
-    cfg = _compose(env, alg, hydra_overrides(args, alg))
+    cfg = _compose(env, preset(args, alg), hydra_overrides(args, alg))
     return int(cfg.alg.horizon) * int(cfg.env.config.num_envs)
 
 
@@ -96,8 +107,10 @@ def command(args: argparse.Namespace, env: str, alg: str, seed: int, run_dir: Pa
             "--episode-length", str(cfg.env.config.episode_length), "--device", args.device,
             "--threads", str(args.threads), "--out", str(run_dir), *shlex.split(args.ppo_args),
         ], steps  # fmt: skip
+    reference = int(_compose(env, preset(args, alg), hydra_overrides(args, alg)).general.steps)
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "train_dflex.py"), f"env={env}", f"alg={alg}", f"seed={seed}",
+        sys.executable, str(ROOT / "scripts" / "train_dflex.py"), f"env={env}", f"alg={preset(args, alg)}",
+        f"seed={seed}", f"alg.max_iterations={reference}",  # the reference's LR schedule, however short the run
         f"general.run_dir={run_dir}", f"general.steps={steps}", f"general.eval_every={every}",
         f"general.eval_runs={args.eval_runs}", f"general.device={args.device}", f"general.threads={args.threads}",
         "logger.wandb=false", "logger.progress=false", *hydra_overrides(args, alg),
