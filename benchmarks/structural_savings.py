@@ -20,8 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from pwm.models.activations import _MishCPU
 from pwm.models.actor_critic import CriticEnsemble
-from pwm.models.layers import _MishCPU, layer_norm
+from pwm.models.layers import layer_norm
 from pwm.utils.perf import tune_cpu_allocator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
