@@ -76,11 +76,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", help="a dflex PWM run's best_policy.pt")
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument(
+        "--upright", action="store_true", help="CartPole states near the balanced pose instead of the normaliser's"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     algo, cfg = load(args.policy)
     torch.manual_seed(0)
     obs = algo.obs_rms.mean + algo.obs_rms.std() * torch.randn(args.batch, algo.obs_rms.mean.shape[0])
+    if args.upright:  # [x, x_dot, sin θ, cos θ, θ_dot] with the pole within ~0.2 rad of upright
+        x, xd, theta, thd = (torch.randn(args.batch) * s for s in (0.5, 0.5, 0.2, 0.5))
+        obs = torch.stack((x, xd, torch.sin(theta), torch.cos(theta), thd), -1)
     obs = algo.normalize(obs.float())
     ref_loss, ref = actor_gradient(algo, cfg, obs, False, ("encode", "next", "bootstrap"))
     print(f"{args.policy}: H={cfg.horizon}, detach_actor_input={cfg.detach_actor_input}; fp32 loss {ref_loss:.4f}")
