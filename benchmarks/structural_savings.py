@@ -7,7 +7,7 @@ Measured interleaved (min over reps, milliseconds), at the 5M model's sizes:
 - ``first layer``: the reward head's and the Q ensemble's first layers take the same input; two GEMMs (today)
   vs one GEMM over the concatenated weights plus the split (the merge the issue proposed);
 - ``critic targets``: the rollout's H-1 intermediate critic values, per step vs one call after the rollout;
-- ``mish``: forward+backward of ATen's Mish vs ``pwm.models.layers.mish`` (one exp), and with the LayerNorm
+- ``mish``: forward+backward of ATen's Mish vs ``pwm.models.activations.mish`` (per dtype), and with the LayerNorm
   and affine in front of it as the Q ensemble runs them; with ``--compile`` also LayerNorm+Mish fused by
   ``torch.compile`` (inductor's C++ backend; its compile time, ~45 s here, is not counted).
 """
@@ -20,8 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from pwm.models.activations import mish
 from pwm.models.actor_critic import CriticEnsemble
-from pwm.models.layers import _MishCPU, layer_norm
+from pwm.models.layers import layer_norm
 from pwm.utils.perf import tune_cpu_allocator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -84,8 +85,8 @@ def mish_cases(rows: int, hidden: int, dtype, compile_: bool) -> dict:
 
     cases = {
         "mish: ATen": fwd_bwd(torch.nn.functional.mish),
-        "mish: one-exp (ours)": fwd_bwd(_MishCPU.apply),
-        "LayerNorm+affine+mish (ours)": fwd_bwd(lambda x: _MishCPU.apply(torch.addcmul(bias, layer_norm(x), gain))),
+        "mish: ours (one-exp fp32 / fp32-internal bf16 kernel)": fwd_bwd(mish),
+        "LayerNorm+affine+mish (ours)": fwd_bwd(lambda x: mish(torch.addcmul(bias, layer_norm(x), gain))),
     }
     if compile_:
         fused = torch.compile(lambda x: F.mish(F.layer_norm(x, x.shape[-1:], gain, bias)), dynamic=False)

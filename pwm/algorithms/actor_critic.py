@@ -63,10 +63,13 @@ def fit_critic(
     shuffling, as SHAC and PWM do); rows with non-finite inputs or targets are dropped. Returns the mean loss.
     Forward passes run under ``precision``'s autocast; the critic's output layer, the targets and the squared
     error stay fp32 (``HeadLinear``)."""
-    autocast = (precision or Precision()).autocast
+    precision = precision or Precision()
     x, y = inputs.reshape(-1, inputs.shape[-1]), targets.reshape(-1)
     keep = torch.isfinite(y) & torch.isfinite(x).all(-1)
     x, y = x[keep], y[keep]
+    if precision.bf16:  # autocast would round each minibatch to bf16 for the first layer: once gives the same values
+        x = x.to(torch.bfloat16)
+    autocast = precision.autocast
     size = max(x.shape[0] // cfg.critic_batches, 1)
     losses = []
     for _ in range(cfg.critic_iterations):

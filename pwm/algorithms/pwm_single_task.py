@@ -148,7 +148,7 @@ class SingleTaskPWM(Algorithm):
                 out = env.step(action.detach())
             if on_step is not None:
                 on_step(action.detach(), out)
-            value = self.critic.min(z, detach=True)
+            value = self.critic.bootstrap(z)
             value = torch.where(out.terminated, torch.zeros_like(value), value)
             last = t == cfg.horizon - 1
             done = out.terminated | out.truncated

@@ -40,7 +40,7 @@ def imagined_actor_loss(
         z = wm.next(z, a, task)
         ret = ret + gamma**t * r
         rewards.append(r.detach())
-    v_final = critic.min(z, detach=True)  # gradient to z (and so the actor), none to the critic
+    v_final = critic.bootstrap(z)  # gradient to z (and so the actor), none to the critic
     stacked = torch.stack(latents)
     with torch.no_grad():  # V(z_{t+1}) for t < H-1: the latents of steps 1..H-1
         next_values = torch.cat([critic.min(stacked[1:]), v_final.detach().unsqueeze(0)])

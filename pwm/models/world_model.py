@@ -17,6 +17,7 @@ from torch import nn
 from pwm.config import WorldModelConfig, resolve_world_model
 from pwm.models.layers import QEnsemble, SimNorm, init_weights, mlp
 from pwm.utils.math import BinSupport, two_hot_inv
+from pwm.utils.precision import fp32
 
 TaskArg = torch.Tensor | int | None
 
@@ -78,13 +79,22 @@ class WorldModel(nn.Module):
             task = torch.tensor(task, device=like.device)
         return self._action_masks[task.long()].expand_as(like)
 
+    @fp32
     def encode(self, obs: torch.Tensor, task: TaskArg = None) -> torch.Tensor:
+        """The latent of ``obs``. fp32 under bf16 autocast, like :meth:`next`: bf16 would quantise the
+        observation to 8 mantissa bits (near the upright, CartPole's cos θ moves by less than one bf16 step
+        for |θ| < 0.09) and the latent is the consistency loss's target."""
         return self._encoder["state"](self.task_emb(obs, task))
 
     def _za(self, z: torch.Tensor, a: torch.Tensor, task: TaskArg) -> torch.Tensor:
         return torch.cat([self.task_emb(z, task), a], dim=-1)
 
+    @fp32
     def next(self, z: torch.Tensor, a: torch.Tensor, task: TaskArg = None) -> torch.Tensor:
+        """The predicted next latent, in fp32 under bf16 autocast. The actor's gradient is backpropagated
+        through H of these steps, and bf16 rounding compounds along them: on CartPole (H = 32) it turned the
+        fp32 actor gradient by up to 15° (26% relative error), 6% with the encoder and dynamics in fp32. The
+        dynamics are ~15% of the world-model update's FLOPs."""
         return self._dynamics(self._za(z, a, task))
 
     def reward(self, z: torch.Tensor, a: torch.Tensor, task: TaskArg = None) -> torch.Tensor:

@@ -7,8 +7,13 @@ the autocast region (their ops follow the dtypes the forward recorded).
 
 Pieces that are numerically fragile and cheap stay fp32 through :func:`fp32` (see each call site): softmaxes
 over SimNorm groups and two-hot bins, the two-hot cross-entropy, symlog/symexp, the output heads whose values
-are read as numbers (rewards, values, logits), TD(λ) targets and the running normalisers. With ``fp32`` nothing
-here changes a single operation.
+are read as numbers (rewards, values, logits), TD(λ) targets and the running normalisers. So does the latent
+path, which is not cheap but is where bf16 changed learning: the world model's encoder and latent dynamics
+(``WorldModel.encode``/``next``: actor gradients pass through H dynamics steps, and bf16 quantised the
+observations) and the critic value that ends an actor's objective (``CriticEnsemble.bootstrap``);
+``benchmarks/bf16_gradients.py`` measures what each does to the actor's gradient. bf16 keeps the heads' hidden
+layers, the Q ensemble, the policy prior, the actor and the critic fit, which hold most of the FLOPs. With
+``fp32`` nothing here changes a single operation.
 """
 
 from __future__ import annotations
