@@ -20,8 +20,9 @@ from pwm.data.batch import SequenceBatch
 from pwm.losses.actor import imagined_actor_loss
 from pwm.losses.returns import td_lambda_targets
 from pwm.losses.world_model import world_model_loss
+from pwm.models.activations import mish
 from pwm.models.actor_critic import CriticEnsemble
-from pwm.models.layers import layer_norm, mish
+from pwm.models.layers import layer_norm
 from pwm.models.normalizers import RunningMeanStd, RunningScale
 from pwm.models.world_model import WorldModel
 from pwm.training.dflex import DflexRun

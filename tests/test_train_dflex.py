@@ -166,7 +166,7 @@ def test_shac_original_preset_builds_the_original_shac_networks():
     x = torch.randn(5, 37)
     assert torch.equal(algo.critic.min(x), algo.target_critic.min(x))  # the target starts as a copy
     # The hidden activation really is ELU: ELU's negative side saturates at -1, Mish's at 0.
-    assert [type(m).__name__ for m in algo.actor.mu][:3] == ["Linear", "_Activation", "LayerNorm"]
+    assert [type(m).__name__ for m in algo.actor.mu][:3] == ["Linear", "Activation", "LayerNorm"]
     assert algo.actor.mu[1](torch.tensor([-20.0])).item() == pytest.approx(-1.0, abs=1e-6)
     with pytest.raises(ConfigError, match="activation"):
         SHACConfig(activation="relu").check()

@@ -67,7 +67,7 @@ class SHAC(Algorithm):
     def _bootstrap(self, x: torch.Tensor) -> torch.Tensor:
         """Value of the (normalised) next observations: gradient to the observations, none to critic parameters."""
         critic = self.target_critic if self.target_critic is not None else self.critic
-        return critic.min(x, detach=True)
+        return critic.bootstrap(x)
 
     def update(self, data: EnvData) -> dict[str, float]:
         """One SHAC epoch on ``data.env`` (built with ``requires_grad=True``), continuing from its current state."""

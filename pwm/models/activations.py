@@ -1,4 +1,5 @@
-"""Mish, x * tanh(softplus(x)), the activation of every network here, with CPU kernels per dtype.
+"""Mish, x * tanh(softplus(x)), the default activation of every network here, with CPU kernels per dtype, and
+the table of hidden activations the actor-critic configs choose from.
 
 ATen's fused Mish is slow on CPU in both dtypes (9.8 ms forward and 21-25 ms forward+backward for a bf16
 [3, 2048, 400] tensor on one thread, where a bf16 multiply takes 0.4 ms). Mish sits on every update's hot
@@ -69,3 +70,22 @@ def mish(x: torch.Tensor) -> torch.Tensor:
 class Mish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mish(x)
+
+
+ACTIVATIONS = {"mish": mish, "elu": F.elu}
+"""Hidden activations of the actor-critic MLPs (``alg.activation``): Mish (PWM) or ELU (SHAC's original networks)."""
+
+
+class Activation(nn.Module):
+    """One of :data:`ACTIVATIONS` as a module, by name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.fn = ACTIVATIONS[name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name

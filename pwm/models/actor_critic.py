@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pwm.models.layers import ACTIVATIONS, EnsembleMLP, HeadLinear
+from pwm.models.activations import Activation
+from pwm.models.layers import EnsembleMLP, HeadLinear
 from pwm.utils.precision import fp32
 
 
@@ -13,8 +14,8 @@ class StochasticActor(nn.Module):
     """Gaussian policy with a state-independent log-std; tanh squashing is applied by the algorithm.
 
     Hidden layers are Linear -> Mish -> LayerNorm, as in PWM (``activation="elu"``: ELU, as SHAC's original). The
-    log-std has a floor (PWM: -1.427, σ ≥ 0.24)
-    enforced on the parameter itself, so an update can never push it below the floor where its gradient dies.
+    log-std has a floor (PWM: -1.427, σ ≥ 0.24) enforced on the parameter itself, so an update can never push it
+    below the floor where its gradient dies.
     """
 
     def __init__(
@@ -25,7 +26,7 @@ class StochasticActor(nn.Module):
         dims = [in_dim, *hidden]
         layers: list[nn.Module] = []
         for i in range(len(hidden)):
-            layers += [nn.Linear(dims[i], dims[i + 1]), _Activation(activation), nn.LayerNorm(dims[i + 1])]
+            layers += [nn.Linear(dims[i], dims[i + 1]), Activation(activation), nn.LayerNorm(dims[i + 1])]
         layers.append(HeadLinear(dims[-1], action_dim))  # fp32 under bf16 autocast (see HeadLinear)
         self.mu = nn.Sequential(*layers)
         self.logstd = nn.Parameter(torch.full((action_dim,), float(init_logstd)))
@@ -65,21 +66,6 @@ class CriticEnsemble(nn.Module):
         autocast. The actor's gradient flows through it; on CartPole, bf16 here left a 6% relative error in that
         gradient that fp32 brings to 2%, for one small forward and backward per update."""
         return self.min(z, detach=True)
-
-
-class _Activation(nn.Module):
-    """One of ``ACTIVATIONS`` as a module (the names are the config's ``alg.activation`` choices)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.fn = ACTIVATIONS[name]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-    def extra_repr(self) -> str:
-        return self.name
 
 
 def build_actor_critic(in_dim: int, action_dim: int, cfg, device: torch.device | str = "cpu"):

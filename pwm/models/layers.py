@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pwm.models.activations import Mish, mish
+from pwm.models.activations import ACTIVATIONS, Mish
 from pwm.utils.precision import fp32
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -104,10 +104,6 @@ class _EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(members, out_features))
         self.ln = _EnsembleLayerNorm(members, out_features) if normed else None
-
-
-ACTIVATIONS = {"mish": mish, "elu": F.elu}
-"""Hidden activations of the actor-critic MLPs: Mish (PWM) or ELU (SHAC's original networks)."""
 
 
 class EnsembleMLP(nn.Module):
