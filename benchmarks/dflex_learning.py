@@ -5,8 +5,9 @@ Every run is a subprocess of ``scripts/train_dflex.py`` (PWM, SHAC) or ``benchma
 batched SB3 VecEnv) writing into ``<out>/<task>/<alg>/<seed>``. Both resume when rerun, so rerunning this command
 after an interruption continues each unfinished run; a run that finished (marker ``benchmark_done.json`` holding
 its step count) is skipped. Per seed, SHAC runs first with ``alg.save_data=true`` and PWM pretrains its world model
-on that run's ``episodes.pt`` for ``--pretrain-steps`` gradient steps (PWM's recipe on the robots); PWM's budget
-does not count the SHAC data it pretrains on.
+on that run's ``episodes.pt`` (PWM's recipe on the robots); PWM's budget does not count the SHAC data it pretrains on.
+Every PWM/SHAC run gets ``scale=cpu`` (``cfg/alg_env/<alg>_<env>_cpu.yaml``: PWM's world model 8x smaller, 10k
+pretraining steps) unless ``--paper`` (the paper's sizes and pretraining steps: Hopper 50k, Ant 100k).
 
 The budget is in env steps: PWM and SHAC get ``ceil(env_steps / (alg.horizon x num_envs))`` iterations, PPO gets
 the env steps themselves. ``--paper`` keeps the reference's iteration counts and env counts instead (PWM 15000,
@@ -44,7 +45,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--env-steps", type=int, default=1_000_000, help="env steps per run")
     p.add_argument("--paper", action="store_true", help="the reference's iteration and env counts (GPU budgets)")
-    p.add_argument("--pretrain-steps", type=int, default=50_000, help="PWM world-model steps on SHAC's data; 0: none")
+    p.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=None,
+        help="PWM world-model steps on SHAC's data (default: the config's; 0: none)",
+    )
     p.add_argument("--evals", type=int, default=20, help="evaluations per run")
     p.add_argument("--eval-runs", type=int, default=12, help="episodes per evaluation (general.eval_runs)")
     p.add_argument("--device", default="cpu")
@@ -76,7 +82,8 @@ def preset(args: argparse.Namespace, alg: str) -> str:
 
 
 def hydra_overrides(args: argparse.Namespace, alg: str) -> list[str]:
-    return shlex.split(args.hydra_args) + shlex.split(getattr(args, f"{alg}_args"))
+    scale = [] if args.paper else ["scale=cpu"]
+    return [*scale, *shlex.split(args.hydra_args), *shlex.split(getattr(args, f"{alg}_args"))]
 
 
 def budget(args: argparse.Namespace, env: str, alg: str) -> tuple[int, int]:
@@ -115,12 +122,13 @@ def command(args: argparse.Namespace, env: str, alg: str, seed: int, run_dir: Pa
         f"general.eval_runs={args.eval_runs}", f"general.device={args.device}", f"general.threads={args.threads}",
         "logger.wandb=false", "logger.progress=false", *hydra_overrides(args, alg),
     ]  # fmt: skip
-    pretrain = args.pretrain_steps > 0 and "pwm" in args.algs
+    pretrain = args.pretrain_steps != 0 and "pwm" in args.algs
     if alg == "shac" and pretrain:
         cmd.append("alg.save_data=true")
     if alg == "pwm" and pretrain:
-        data = run_dir.parent.parent / "shac" / str(seed) / "episodes.pt"
-        cmd += [f"general.pretrain={data}", f"general.pretrain_steps={args.pretrain_steps}"]
+        cmd.append(f"general.pretrain={run_dir.parent.parent / 'shac' / str(seed) / 'episodes.pt'}")
+        if args.pretrain_steps is not None:
+            cmd.append(f"general.pretrain_steps={args.pretrain_steps}")
     return cmd, steps
 
 
@@ -142,7 +150,7 @@ def run_one(args: argparse.Namespace, env: str, alg: str, seed: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if "pwm" in args.algs and args.pretrain_steps > 0 and "shac" not in args.algs:
+    if "pwm" in args.algs and args.pretrain_steps != 0 and "shac" not in args.algs:
         print("error: PWM pretrains on SHAC's data: add shac to --algs or pass --pretrain-steps 0", file=sys.stderr)
         return 1
     for task in args.tasks:

@@ -11,6 +11,12 @@ loss (``alg.wm_loss=tdmpc2``: two-hot reward, Q ensemble, consistency weight 20)
 that predicts the next normalised observation and the reward directly.
 
     python benchmarks/wm_gradient_quality.py --env dflex_cartpole --steps 1000 --latent 64 --mlp 128
+
+``--episodes <run>/episodes.pt`` trains the models on a run's recorded episodes instead (e.g. SHAC's, the data PWM
+pretrains on), and ``--max-start-step`` keeps the measured states near the start of an episode, where a task that
+falls over under random actions (Hopper) still looks like that data:
+
+    python benchmarks/wm_gradient_quality.py --env dflex_hopper --episodes runs/shac/episodes.pt --max-start-step 20
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from torch import nn
 
 from pwm.config import PWMConfig, WorldModelConfig
 from pwm.data.buffer import ReplayBuffer
-from pwm.data.episodes import EpisodeRecorder
+from pwm.data.episodes import EpisodeRecorder, load_episodes
 from pwm.envs.sim.base import BatchedEnv
 from pwm.envs.sim.registry import make_dflex_env
 
@@ -41,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mlp", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--episodes", default=None, help="train on this episodes file (alg.save_data) instead")
+    p.add_argument("--max-start-step", type=int, default=None, help="random steps before measuring (at most)")
     return p.parse_args(argv)
 
 
@@ -121,11 +129,11 @@ class Compared:
         return {"pwm latent WM": latent * scale, "tdmpc2-loss WM": two_hot, "obs-space MLP": direct * scale}
 
 
-def measure(env: BatchedEnv, models: Compared, seed: int) -> dict[str, tuple[float, float]]:
+def measure(env: BatchedEnv, models: Compared, seed: int, max_start: int) -> dict[str, tuple[float, float]]:
     """(mean |predicted - true| 16-step return, mean gradient cosine) per model, from random mid-episode states."""
     gen = torch.Generator().manual_seed(seed)
     env.reset(seed=seed)
-    for _ in range(int(torch.randint(0, env.episode_length - HORIZON - 1, (1,), generator=gen))):
+    for _ in range(int(torch.randint(0, max_start, (1,), generator=gen))):
         env.step(env.random_actions())
     env.detach()
     obs = env.obs.clone()
@@ -139,7 +147,7 @@ def measure(env: BatchedEnv, models: Compared, seed: int) -> dict[str, tuple[flo
         (g,) = torch.autograd.grad(predicted.sum(), actions)
         cosine = nn.functional.cosine_similarity(flat(g_true), flat(g), dim=1).mean()
         out[name] = (float((predicted - true).detach().abs().mean()), float(cosine))
-    out["|true return|"] = (float(true.abs().mean()), 1.0)
+    out["|true return|"] = (float(true.detach().abs().mean()), 1.0)
     return out
 
 
@@ -147,18 +155,22 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    episodes = random_episodes(args.env, args.episodes_per_env)
     env = make_dflex_env(args.env, {"num_envs": 64}, requires_grad=True)
+    if args.episodes:
+        episodes, source = load_episodes(args.episodes, env.obs_dim, env.action_dim), args.episodes
+    else:
+        episodes, source = random_episodes(args.env, args.episodes_per_env), "random-policy episodes"
+    max_start = args.max_start_step or env.episode_length - HORIZON - 1
     buffer = ReplayBuffer(10_000_000, args.batch, HORIZON, max_episode_length=env.episode_length)
     models = Compared(env.obs_dim, env.action_dim, args, buffer, episodes)
-    print(f"{args.env}: {len(episodes)} random-policy episodes; latent {args.latent}, mlp {args.mlp}")
+    print(f"{args.env}: {len(episodes)} episodes ({source}); latent {args.latent}, mlp {args.mlp}")
     print(f"{'steps':>6} {'model':<16} {'|return error|':>15} {'grad cosine':>12}")
     start, done = time.perf_counter(), 0
     for chunk in range(6):
         if chunk:
             models.train(buffer, args.steps // 5)
             done += args.steps // 5
-        results = [measure(env, models, seed) for seed in (5, 6, 7)]
+        results = [measure(env, models, seed, max_start) for seed in (5, 6, 7)]
         for name in results[0]:
             err = sum(r[name][0] for r in results) / len(results)
             cos = sum(r[name][1] for r in results) / len(results)

@@ -319,3 +319,21 @@ def test_command_line_alg_values_beat_the_per_task_values_and_other_alg_values_d
     assert per_task.actor_lr == 1e-2 and explicit.actor_lr == 0.5
     assert per_task.critic_lr == explicit.critic_lr == 1e-3 and explicit.actor_hidden == [64, 64]
     assert typed_config(_compose(["env=dflex_hopper", "alg=shac"])).alg.actor_lr == SHACConfig().actor_lr
+
+
+def test_cpu_scale_merges_the_cpu_values_only_where_a_task_has_them():
+    """scale=cpu adds cfg/alg_env/pwm_dflex_hopper_cpu.yaml after the paper file; CartPole has no CPU file, so
+    scale=cpu leaves it as it is; the command line still wins over both."""
+    from pwm.training.dflex import typed_config
+
+    paper = typed_config(_compose(["env=dflex_hopper", "alg=pwm"]))
+    cpu = typed_config(_compose(["env=dflex_hopper", "alg=pwm", "scale=cpu"]))
+    explicit = typed_config(_compose(["env=dflex_hopper", "alg=pwm", "scale=cpu", "general.pretrain_steps=7"]))
+    assert (paper.alg.world_model.latent_dim, paper.alg.world_model.mlp_dim, paper.general.pretrain_steps) == (
+        512, 512, 50000
+    )  # fmt: skip
+    assert (cpu.alg.world_model.latent_dim, cpu.alg.world_model.mlp_dim, cpu.general.pretrain_steps) == (64, 128, 10000)
+    assert cpu.general.steps == paper.general.steps == 15000 and explicit.general.pretrain_steps == 7
+    assert typed_config(_compose(["env=dflex_ant", "alg=pwm"])).general.pretrain_steps == 100000
+    cartpole = [typed_config(_compose(["env=dflex_cartpole", "alg=pwm", *s])) for s in ([], ["scale=cpu"])]
+    assert cartpole[0] == cartpole[1]
