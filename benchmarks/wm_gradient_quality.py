@@ -17,6 +17,13 @@ pretrains on), and ``--max-start-step`` keeps the measured states near the start
 falls over under random actions (Hopper) still looks like that data:
 
     python benchmarks/wm_gradient_quality.py --env dflex_hopper --episodes runs/shac/episodes.pt --max-start-step 20
+
+``--run-state <run>/checkpoints/state_<n>.pt`` measures a PWM run's own world model instead, and also its actor's
+update: the cosine between the actor-parameter gradient of PWM's objective (H imagined steps, without and with the
+critic's γ^H V(z_H)) and that of the simulator's H-step return, for the same deterministic policy with its input
+detached as PWM's rollout does:
+
+    python benchmarks/wm_gradient_quality.py --env dflex_hopper --run-state runs/pwm/checkpoints/state_000000800.pt
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--episodes", default=None, help="train on this episodes file (alg.save_data) instead")
     p.add_argument("--max-start-step", type=int, default=None, help="random steps before measuring (at most)")
+    p.add_argument("--run-state", default=None, help="measure this PWM run state's world model and actor instead")
     return p.parse_args(argv)
 
 
@@ -151,11 +159,92 @@ def measure(env: BatchedEnv, models: Compared, seed: int, max_start: int) -> dic
     return out
 
 
+class RunModel:
+    """A single-task PWM run's world model, actor and critic, restored from one of its run states."""
+
+    def __init__(self, path: str, obs_dim: int, action_dim: int) -> None:
+        from omegaconf import OmegaConf
+
+        from pwm.algorithms.pwm_single_task import SingleTaskPWM
+        from pwm.checkpoint.run_state import read_run_state
+        from pwm.training.dflex import typed_config
+
+        payload = read_run_state(path)
+        self.pwm = SingleTaskPWM(obs_dim, action_dim, typed_config(OmegaConf.create(payload["config"])).alg)
+        self.pwm.load_state_dict(payload["components"]["algo"])
+        self.pwm.wm.requires_grad_(False)
+        self.pwm.critic.requires_grad_(False)
+        scalar = self.pwm.wm_trainer is None and self.pwm.cfg.rew_rms  # rewards and values in units of rew_rms' std
+        self.scale = self.pwm.rew_rms.std().float() if scalar else torch.tensor(1.0)
+
+    def reward(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        wm = self.pwm.wm
+        return wm.decode(wm.reward(z, action), self.pwm.reward_space) * self.scale
+
+    def returns(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        z, total = self.pwm.wm.encode(self.pwm.normalize(obs)), 0.0
+        for t in range(HORIZON):
+            total = total + self.reward(z, actions[t])
+            z = self.pwm.wm.next(z, actions[t])
+        return {"run's WM": total}
+
+    def actor_gradient(self, env: BatchedEnv, model: bool, critic: bool) -> torch.Tensor:
+        """Gradient of the H-step discounted return over the actor's parameters, from ``env``'s current state,
+        through the world model (plus γ^H V(z_H) with ``critic``) or through the simulator."""
+        pwm, gamma = self.pwm, self.pwm.cfg.gamma
+        z, total = pwm.wm.encode(pwm.normalize(env.obs)), 0.0
+        for t in range(HORIZON):
+            state = z if model else pwm.wm.encode(pwm.normalize(env.obs))
+            action = torch.tanh(pwm.actor(state.detach(), True))
+            if model:
+                reward = self.reward(z, action)
+                z = pwm.wm.next(z, action)
+            else:
+                reward = env.step(action).reward
+            total = total + gamma**t * reward
+        if critic:
+            total = total + gamma**HORIZON * pwm.critic.bootstrap(z) * self.scale
+        params = list(pwm.actor.parameters())
+        grads = torch.autograd.grad(total.sum(), params, allow_unused=True)
+        flat = [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params, strict=True)]
+        return torch.cat(flat)
+
+
+def actor_cosines(env: BatchedEnv, run: RunModel, seed: int, max_start: int) -> tuple[float, float, float]:
+    """(cosine without the critic, with it) against the simulator's gradient, from random early states, and the
+    norm of the critic's part of the gradient over that of the imagined rewards' part."""
+    grads = []
+    for model, critic in ((False, False), (True, False), (True, True)):
+        gen = torch.Generator().manual_seed(seed)
+        env.reset(seed=seed)
+        for _ in range(int(torch.randint(0, max_start, (1,), generator=gen))):
+            env.step(env.random_actions())
+        env.detach()
+        grads.append(run.actor_gradient(env, model, critic))
+    cosine = lambda g: float(nn.functional.cosine_similarity(g, grads[0], dim=0))  # noqa: E731
+    return cosine(grads[1]), cosine(grads[2]), float((grads[2] - grads[1]).norm() / grads[1].norm())
+
+
+def measure_run(env: BatchedEnv, args: argparse.Namespace) -> None:
+    run = RunModel(args.run_state, env.obs_dim, env.action_dim)
+    max_start = args.max_start_step or 20
+    results = [measure(env, run, seed, max_start) for seed in (5, 6, 7)]
+    err, cos = (sum(r["run's WM"][i] for r in results) / 3 for i in (0, 1))
+    true = sum(r["|true return|"][0] for r in results) / 3
+    actor = [actor_cosines(env, run, seed, max_start) for seed in (5, 6, 7)]
+    plain, full, ratio = (sum(a[i] for a in actor) / len(actor) for i in range(3))
+    print(f"{args.run_state}: {HORIZON}-step return error {err:.2f} (|true return| {true:.2f}), action-gradient "
+          f"cosine {cos:.3f}; actor-gradient cosine without the critic {plain:.3f}, with it {full:.3f}; "
+          f"|critic part| / |rewards part| {ratio:.1f}")  # fmt: skip
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     env = make_dflex_env(args.env, {"num_envs": 64}, requires_grad=True)
+    if args.run_state:
+        return measure_run(env, args)
     if args.episodes:
         episodes, source = load_episodes(args.episodes, env.obs_dim, env.action_dim), args.episodes
     else:
