@@ -137,8 +137,9 @@ class Compared:
         return {"pwm latent WM": latent * scale, "tdmpc2-loss WM": two_hot, "obs-space MLP": direct * scale}
 
 
-def measure(env: BatchedEnv, models: Compared, seed: int, max_start: int) -> dict[str, tuple[float, float]]:
-    """(mean |predicted - true| 16-step return, mean gradient cosine) per model, from random mid-episode states."""
+def measure(env: BatchedEnv, models: Compared | RunModel, seed: int, max_start: int) -> dict[str, tuple[float, float]]:
+    """(mean |predicted - true| 16-step return, mean gradient cosine) per model, from the states 64 envs reach in
+    fewer than ``max_start`` random steps after a reset."""
     gen = torch.Generator().manual_seed(seed)
     env.reset(seed=seed)
     for _ in range(int(torch.randint(0, max_start, (1,), generator=gen))):
