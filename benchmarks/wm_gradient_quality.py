@@ -18,12 +18,13 @@ falls over under random actions (Hopper) still looks like that data:
 
     python benchmarks/wm_gradient_quality.py --env dflex_hopper --episodes runs/shac/episodes.pt --max-start-step 20
 
-``--run-state <run>/checkpoints/state_<n>.pt`` measures a PWM run's own world model instead, and also its actor's
+``--run-state <run>/checkpoints/state_<n>.pt`` measures a PWM run's own world model instead (on the run's task,
+whatever ``--env`` says), and also its actor's
 update: the cosine between the actor-parameter gradient of PWM's objective (H imagined steps, without and with the
 critic's γ^H V(z_H)) and that of the simulator's H-step return, for the same deterministic policy with its input
 detached as PWM's rollout does:
 
-    python benchmarks/wm_gradient_quality.py --env dflex_hopper --run-state runs/pwm/checkpoints/state_000000800.pt
+    python benchmarks/wm_gradient_quality.py --run-state runs/pwm/checkpoints/state_000000800.pt
 """
 
 from __future__ import annotations
@@ -163,15 +164,25 @@ def measure(env: BatchedEnv, models: Compared | RunModel, seed: int, max_start: 
 class RunModel:
     """A single-task PWM run's world model, actor and critic, restored from one of its run states."""
 
-    def __init__(self, path: str, obs_dim: int, action_dim: int) -> None:
+    def __init__(self, path: str) -> None:
+        """The run's own config names its task and algorithm; anything but a single-task PWM run state is a
+        one-line error."""
         from omegaconf import OmegaConf
 
         from pwm.algorithms.pwm_single_task import SingleTaskPWM
-        from pwm.checkpoint.run_state import read_run_state
+        from pwm.checkpoint.run_state import RunStateError, read_run_state
         from pwm.training.dflex import typed_config
 
-        payload = read_run_state(path)
-        self.pwm = SingleTaskPWM(obs_dim, action_dim, typed_config(OmegaConf.create(payload["config"])).alg)
+        try:
+            payload = read_run_state(path)
+        except RunStateError as err:
+            raise SystemExit(f"error: {err}") from None
+        cfg = payload["config"]
+        if cfg.get("alg", {}).get("name") != "pwm" or "env" not in cfg:
+            raise SystemExit(f"error: {path} is not a run state of scripts/train_dflex.py alg=pwm")
+        self.env = make_dflex_env(cfg["env"]["name"], {"num_envs": 64}, requires_grad=True)
+        alg = typed_config(OmegaConf.create(cfg)).alg
+        self.pwm = SingleTaskPWM(self.env.obs_dim, self.env.action_dim, alg)
         self.pwm.load_state_dict(payload["components"]["algo"])
         self.pwm.wm.requires_grad_(False)
         self.pwm.critic.requires_grad_(False)
@@ -226,8 +237,9 @@ def actor_cosines(env: BatchedEnv, run: RunModel, seed: int, max_start: int) -> 
     return cosine(grads[1]), cosine(grads[2]), float((grads[2] - grads[1]).norm() / grads[1].norm())
 
 
-def measure_run(env: BatchedEnv, args: argparse.Namespace) -> None:
-    run = RunModel(args.run_state, env.obs_dim, env.action_dim)
+def measure_run(args: argparse.Namespace) -> None:
+    run = RunModel(args.run_state)
+    env = run.env
     max_start = args.max_start_step or 20
     results = [measure(env, run, seed, max_start) for seed in (5, 6, 7)]
     err, cos = (sum(r["run's WM"][i] for r in results) / 3 for i in (0, 1))
@@ -243,9 +255,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    env = make_dflex_env(args.env, {"num_envs": 64}, requires_grad=True)
     if args.run_state:
-        return measure_run(env, args)
+        return measure_run(args)
+    env = make_dflex_env(args.env, {"num_envs": 64}, requires_grad=True)
     if args.episodes:
         episodes, source = load_episodes(args.episodes, env.obs_dim, env.action_dim), args.episodes
     else:
