@@ -3,6 +3,7 @@ evaluator, the online runner (outputs, resume) and bad input."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import shutil
@@ -18,12 +19,14 @@ from torch import nn
 from torch.distributions import Normal
 
 from pwm.algorithms.polygrad import standardized_action_std, tune_guidance
+from pwm.algorithms.step_size_control import LearnedLogLR, line_search
 from pwm.config import ConfigError, register_configs
 from pwm.data.trajectories import TrajectoryBuffer
 from pwm.envs.suites.gym_mujoco import GymMujocoEnv
 from pwm.evaluation.error_study import MODELS, load_run, run_study
 from pwm.evaluation.trajectory_error import open_loop_mse
 from pwm.models.diffusion import GaussianDiffusion, cosine_tau_alphas_cumprod
+from pwm.models.gaussian_policy import GaussianPolicy
 from pwm.models.trajectory_denoisers import make_denoiser
 from pwm.models.trajectory_normalizer import TrajectoryNormalizer
 from pwm.planning.guided_sampling import GuidanceSettings, guide_actions, policy_guided_sample
@@ -263,3 +266,65 @@ def test_every_gym_env_config_composes_with_both_presets(alg):
         assert cfg.alg.tau == tau and GymMujocoEnv(cfg.env.name).obs_dim == obs_dim
         sizes = (cfg.alg.denoiser_width, cfg.alg.diffusion_steps, cfg.alg.agent_batch)
         assert sizes == ((1024, 128, 1024) if alg == "polygrad" else (256, 32, 128))
+
+
+def _policy_gradient_step(policy: GaussianPolicy, lr: float):
+    """A policy, its AdamW at ``lr`` after one REINFORCE-like step, the pre-step weights and the update size."""
+    gen = torch.Generator().manual_seed(0)
+    obs, adv = torch.randn(64, 4, generator=gen), torch.randn(64, generator=gen)
+    with torch.no_grad():
+        actions = policy(obs).sample()
+        old = policy(obs).log_prob(actions).sum(-1)
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
+    (-(policy(obs).log_prob(actions).sum(-1) * adv).mean()).backward()
+    before = copy.deepcopy(policy.state_dict())
+    opt.step()
+
+    def size() -> float:
+        with torch.no_grad():
+            return float((policy(obs).log_prob(actions).sum(-1) - old).abs().mean())
+
+    return opt, before, size
+
+
+@pytest.mark.parametrize("lr", [3e-5, 3e-2])
+def test_line_search_brings_the_update_size_within_tolerance_and_restores_the_rate(lr):
+    """Too small a first step (3e-5) is re-stepped larger, too large a one (3e-2) smaller, until the update size
+    is within 20 % of the target; the optimiser's rate is the first step's again afterwards."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(4, 2, [16], 1.0, 0.1)
+    opt, before, size = _policy_gradient_step(policy, lr)
+    first, target = size(), 0.01
+    assert abs(first - target) > 0.2 * target  # the first step misses
+    final, steps = line_search(opt, policy, before, size, first, target, 0.2, 0.8, max_lr=1.0, max_steps=50)
+    assert abs(final - target) <= 0.2 * target and final == pytest.approx(size())
+    assert 1 < steps <= 50 and opt.param_groups[0]["lr"] == lr
+
+
+def test_line_search_stops_at_the_largest_rate_and_keeps_the_first_step():
+    torch.manual_seed(0)
+    policy = GaussianPolicy(4, 2, [16], 1.0, 0.1)
+    opt, before, size = _policy_gradient_step(policy, 3e-5)
+    first = size()
+    final, steps = line_search(opt, policy, before, size, first, 0.01, 0.2, 0.8, max_lr=3e-5, max_steps=50)
+    assert (final, steps) == (first, 1) and size() == first
+
+
+def test_learned_log_lr_falls_for_large_steps_rises_for_small_ones_up_to_its_cap_and_round_trips():
+    rate = LearnedLogLR(3e-5, 3e-4)
+    for _ in range(10):
+        rate.adapt(0.05, 0.01)
+    low = rate.lr
+    assert low == pytest.approx(3e-5 * math.exp(-10 * 3e-4), rel=0.05)  # Adam: ~lr_lr per step on log(lr)
+    copy_ = LearnedLogLR(3e-5, 3e-4)
+    copy_.load_state_dict(rate.state_dict())
+    for _ in range(30):  # Adam's momentum first carries it lower, then it rises
+        rate.adapt(0.0, 0.01)
+        copy_.adapt(0.0, 0.01)
+    assert rate.lr == copy_.lr > low
+    for _ in range(100):
+        rate.adapt(0.0, 0.01)
+    assert rate.lr == pytest.approx(3e-5, rel=1e-6)
+    fixed = LearnedLogLR(3e-5, 0.0)
+    fixed.adapt(0.05, 0.01)
+    assert fixed.lr == pytest.approx(3e-5, rel=1e-6)

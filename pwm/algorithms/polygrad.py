@@ -7,9 +7,9 @@ denoiser steps on replay windows, then, once the denoiser has had ``pretrain_den
 ``agent_batch`` trajectories with the EMA denoiser, one A2C step and one step of the guidance-scale tuner. The
 runner refits the normaliser (``fit_normalizer``) after every real episode.
 
-Deviations from the reference implementation (``docs/polygrad.md``): the actor's step-size control adapts the
-learning rate multiplicatively after each step (x0.8 above 1.2x the target update size, /0.8 below 0.8x, capped at
-``actor_lr``) instead of re-stepping in a line search and learning log(lr); no fp16 autocast.
+The actor's step size is controlled as the reference implementation's is: a line search towards a target update
+size and a learned log learning rate (``pwm.algorithms.step_size_control``). Deviation (``docs/polygrad.md``): no
+fp16 autocast.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pwm.algorithms.base import Algorithm
+from pwm.algorithms.step_size_control import LearnedLogLR, line_search
 from pwm.config.polygrad import PolyGRADConfig
 from pwm.data.trajectories import TrajectoryBuffer
 from pwm.losses.a2c import actor_loss, alive_weights, critic_loss, gae
@@ -46,7 +47,7 @@ def tune_guidance(log_scale: float, act_std: float, lr: float) -> float:
 class PolyGRAD(Algorithm):
     state_keys = (
         "denoiser", "ema_denoiser", "denoiser_opt", "normalizer", "actor", "critic", "target_critic", "actor_opt",
-        "critic_opt", "log_guidance", "actor_lr", "denoiser_steps", "agent_steps",
+        "critic_opt", "log_guidance", "actor_step_size", "denoiser_steps", "agent_steps",
     )  # fmt: skip
 
     def __init__(self, obs_dim: int, action_dim: int, cfg: PolyGRADConfig, device: torch.device | str = "cpu"):
@@ -66,7 +67,7 @@ class PolyGRAD(Algorithm):
         self.actor_opt = torch.optim.AdamW(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr)
         self.log_guidance = math.log(cfg.guidance_scale)
-        self.actor_lr = cfg.actor_lr
+        self.actor_step_size = LearnedLogLR(cfg.actor_lr, cfg.actor_lr_lr)
         self.denoiser_steps = self.agent_steps = 0
 
     # ---- the contract --------------------------------------------------------------------------------------------
@@ -147,23 +148,34 @@ class PolyGRAD(Algorithm):
 
     def _actor_step(self, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor,
                     weights: torch.Tensor) -> dict[str, float]:  # fmt: skip
+        """One actor step at the learned rate, the line search on its size, then the rate's own update."""
         c = self.cfg
         dist = self.actor(obs)
         log_prob = dist.log_prob(actions).sum(-1)
         loss = actor_loss(log_prob, dist.entropy().sum(-1), adv, weights, c.entropy_coef)
-        self._step(self.actor_opt, self.actor, loss, self.actor_lr)
-        with torch.no_grad():
-            size = float((self.actor(obs).log_prob(actions).sum(-1) - log_prob.detach()).abs().mean())
-        if size > 1.2 * c.update_size:
-            self.actor_lr *= 0.8
-        elif size < 0.8 * c.update_size:
-            self.actor_lr = min(self.actor_lr / 0.8, c.actor_lr)
-        std = float(dist.scale.detach().mean())
+        before = copy.deepcopy(self.actor.state_dict())
+        self._step(self.actor_opt, self.actor, loss, self.actor_step_size.lr)
+        old_log_prob = log_prob.detach()
+
+        def update_size() -> float:
+            with torch.no_grad():
+                return float((self.actor(obs).log_prob(actions).sum(-1) - old_log_prob).abs().mean())
+
+        first = size = update_size()
+        steps = 1
+        if c.linesearch:
+            size, steps = line_search(
+                self.actor_opt, self.actor, before, update_size, size, c.update_size, c.linesearch_tolerance,
+                c.linesearch_ratio, c.actor_lr, c.linesearch_max_steps,
+            )  # fmt: skip
+        self.actor_step_size.adapt(first, c.update_size)
         return {
             "actor/loss": float(loss.detach()),
             "actor/update_size": size,
-            "actor/lr": self.actor_lr,
-            "actor/std": std,
+            "actor/first_update_size": first,
+            "actor/linesearch_steps": steps,
+            "actor/lr": self.actor_step_size.lr,
+            "actor/std": float(dist.scale.detach().mean()),
         }
 
     def _step(self, opt: torch.optim.Optimizer, net: nn.Module, loss: torch.Tensor, lr: float) -> None:

@@ -56,13 +56,21 @@ class PolyGRADConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.9
     actor_lr: float = 3e-5
-    """Initial and largest actor learning rate (the step-size control lowers it to hit ``update_size``)."""
+    """Initial and largest actor learning rate (the step-size control adapts it to hit ``update_size``)."""
     critic_lr: float = 3e-4
     grad_clip: float = 0.1
     entropy_coef: float = 1e-5
     target_critic_decay: float = 0.995
     update_size: float = 0.01
     """Target mean |log pi_old(a|s) - log pi_new(a|s)| of one actor step."""
+    linesearch: bool = True
+    """Re-step the actor with the rate times or divided by ``linesearch_ratio`` until the update size is within
+    ``linesearch_tolerance`` of the target (``pwm.algorithms.step_size_control``)."""
+    linesearch_tolerance: float = 0.2
+    linesearch_ratio: float = 0.8
+    linesearch_max_steps: int = 50
+    actor_lr_lr: float = 3e-4
+    """AdamW rate of the learned log actor learning rate (0: the rate stays ``actor_lr``)."""
     # ---- online schedule ---------------------------------------------------------------------------------------
     prefill_steps: int = 5000
     """Uniform-random env steps before any training (the normaliser's first fit)."""
@@ -85,7 +93,9 @@ class PolyGRADConfig:
             "action_noise": "non_negative", "agent_batch": "at_least_1", "hidden": "at_least_1", "init_std": "positive",
             "min_std": "non_negative", "gamma": "discount", "gae_lambda": "rate", "actor_lr": "positive",
             "critic_lr": "positive", "grad_clip": "positive", "entropy_coef": "non_negative",
-            "target_critic_decay": "fraction", "update_size": "positive", "prefill_steps": "non_negative",
+            "target_critic_decay": "fraction", "update_size": "positive", "linesearch_tolerance": "fraction",
+            "linesearch_ratio": "rate", "linesearch_max_steps": "at_least_1", "actor_lr_lr": "non_negative",
+            "prefill_steps": "non_negative",
             "env_steps_per_update": "at_least_1", "denoiser_updates": "non_negative",
             "pretrain_denoiser": "non_negative", "buffer_size": "at_least_1",
         })  # fmt: skip

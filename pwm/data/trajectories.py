@@ -28,6 +28,7 @@ class TrajectoryBuffer:
         self.terminated: list[bool] = []
         self.open: dict[str, list] = {k: [] for k in FIELDS}
         self.generator = torch.Generator().manual_seed(seed)
+        self._flat_cache: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None = None
 
     @property
     def num_steps(self) -> int:
@@ -46,6 +47,7 @@ class TrajectoryBuffer:
         self.episodes.append({k: np.stack(v) for k, v in self.open.items()})
         self.terminated.append(bool(terminated))
         self.open = {k: [] for k in FIELDS}
+        self._flat_cache = None
         while self.num_steps > self.capacity and len(self.episodes) > 1:
             self.episodes.pop(0)
             self.terminated.pop(0)
@@ -79,20 +81,41 @@ class TrajectoryBuffer:
         return out
 
     def sample(self, batch: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, h, O + 2]`` and ``actions [B, h, A]`` (unnormalised) of uniformly drawn windows."""
-        windows = [self.window(e, s, horizon) for e, s in self._draw(batch, horizon)]
-        x = np.stack([np.concatenate([w["obs"], w["rewards"][:, None], w["terminals"][:, None]], 1) for w in windows])
-        return torch.from_numpy(x), torch.from_numpy(np.stack([w["actions"] for w in windows]))
+        """``x [B, h, O + 2]`` and ``actions [B, h, A]`` (unnormalised) of uniformly drawn windows (the same values
+        as stacking :meth:`window` of each draw, gathered from the flat arrays in one indexing per field)."""
+        flat, offsets, lengths = self._flat()
+        draws = np.array(self._draw(batch, horizon), dtype=np.int64).reshape(-1, 2)
+        episode, start = draws[:, 0], draws[:, 1]
+        steps = start[:, None] + np.arange(horizon)
+        last = lengths[episode][:, None] - 1
+        idx = offsets[episode][:, None] + np.minimum(steps, last)
+        past = steps > last
+        rewards = np.where(past, 0.0, flat["rewards"][idx]).astype(np.float32)
+        terminals = np.where(past, 1.0, flat["terminals"][idx]).astype(np.float32)
+        x = np.concatenate([flat["obs"][idx], rewards[..., None], terminals[..., None]], -1)
+        return torch.from_numpy(x), torch.from_numpy(flat["actions"][idx])
 
     def sample_starts(self, batch: int, horizon: int) -> torch.Tensor:
         """Start observations ``[B, O]`` for imagination: the first states of random windows."""
-        return torch.from_numpy(np.stack([self.episodes[e]["obs"][s] for e, s in self._draw(batch, horizon)]))
+        flat, offsets, _ = self._flat()
+        draws = np.array(self._draw(batch, horizon), dtype=np.int64).reshape(-1, 2)
+        return torch.from_numpy(flat["obs"][offsets[draws[:, 0]] + draws[:, 1]])
 
     def all_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every stored step as ``x [N, O + 2]`` and ``actions [N, A]`` (what the normaliser is fitted on)."""
-        cat = {k: np.concatenate([e[k] for e in self.episodes]) for k in ("obs", "actions", "rewards", "terminals")}
-        x = np.concatenate([cat["obs"], cat["rewards"][:, None], cat["terminals"][:, None]], 1)
-        return torch.from_numpy(x), torch.from_numpy(cat["actions"])
+        flat = self._flat()[0]
+        x = np.concatenate([flat["obs"], flat["rewards"][:, None], flat["terminals"][:, None]], 1)
+        return torch.from_numpy(x), torch.from_numpy(flat["actions"])
+
+    def _flat(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The stored episodes' training fields concatenated, with each episode's offset and length; rebuilt only
+        after the episodes change (sampling then costs one gather per field instead of a loop over windows)."""
+        if self._flat_cache is None:
+            lengths = np.array([len(e["rewards"]) for e in self.episodes], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            keys = ("obs", "actions", "rewards", "terminals")
+            self._flat_cache = ({k: np.concatenate([e[k] for e in self.episodes]) for k in keys}, offsets, lengths)
+        return self._flat_cache
 
     def state_dict(self) -> dict[str, Any]:
         def stack(episodes: list[dict[str, np.ndarray]], key: str) -> torch.Tensor:
@@ -116,3 +139,4 @@ class TrajectoryBuffer:
         self.terminated = [bool(v) for v in state["terminated"]]
         self.open = {k: list(v.numpy()) for k, v in state["open"].items()}
         self.generator.set_state(state["generator"])
+        self._flat_cache = None
