@@ -16,6 +16,8 @@ from hydra import compose, initialize_config_dir
 from pwm.algorithms.pwm import PWM
 from pwm.algorithms.tdmpc2 import TDMPC2
 from pwm.config import ConfigError, MPPIConfig, PWMConfig, RunConfig, TDMPC2Config, WorldModelConfig, register_configs
+from pwm.config.dreamer import DreamerRunConfig
+from pwm.config.polygrad import OnlineRunConfig
 from pwm.data.batch import SequenceBatch
 from pwm.losses.actor import imagined_actor_loss
 from pwm.losses.returns import td_lambda_targets
@@ -227,6 +229,10 @@ def test_unknown_precision_is_a_one_line_config_error():
         RunConfig(precision="fp16").check()
     with pytest.raises(ConfigError, match=r"general\.precision='half'"):
         Precision("half")
+    for schema, name in ((OnlineRunConfig, "PolyGRAD"), (DreamerRunConfig, "DreamerV2, APV and PreLAR")):
+        schema(precision="fp32").check()
+        with pytest.raises(ConfigError, match=rf"general.precision=bf16 is not available here: {name} run"):
+            schema(precision="bf16").check()
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:

@@ -129,6 +129,8 @@ class PixelEnvConfig:
 class DreamerRunConfig(RunConfig):
     """``general.steps``: episodes for the online algorithms, updates for pretraining."""
 
+    FP32_ONLY = "DreamerV2, APV and PreLAR run in fp32 (bf16 covers TD-MPC2, PWM, SHAC and MPPI)"
+
     steps: int = 100
     eval_every: int = 10
     save_every: int = 10

@@ -120,6 +120,8 @@ class GymEnvConfig:
 class OnlineRunConfig(RunConfig):
     """``steps``, ``eval_every`` and ``save_every`` count real env steps (one training step = one env step)."""
 
+    FP32_ONLY = "PolyGRAD runs in fp32 (bf16 covers TD-MPC2, PWM, SHAC and MPPI)"
+
     steps: int = 1_000_000
     eval_every: int = 10_000
     save_every: int = 10_000

@@ -62,6 +62,9 @@ class RunConfig:
                       "logger", "alg.max_iterations")  # fmt: skip
     """Keys that may change between an interrupted run and its resumption (the rest must match). ``precision`` may:
     run states hold fp32 weights and optimiser state under either setting."""
+    FP32_ONLY = ""
+    """Set by the run schemas of trainers without a bf16 path: why, in the error that ``precision=bf16`` gets (a
+    setting that would be ignored is refused instead)."""
 
     def check(self) -> None:
         check_fields(self, "general.", {
@@ -69,6 +72,8 @@ class RunConfig:
             "eval_every": "non_negative", "save_minutes": "non_negative", "threads": "at_least_1",
         })  # fmt: skip
         check_choice(self, "general.", "precision", PRECISIONS)
+        if self.precision != "fp32" and self.FP32_ONLY:
+            raise ConfigError(f"general.precision={self.precision} is not available here: {self.FP32_ONLY}")
         for name in ("eval_runs", "pretrain_steps"):
             if hasattr(self, name):
                 check_fields(self, "general.", {name: "at_least_1" if name == "eval_runs" else "non_negative"})
