@@ -146,6 +146,29 @@ def test_replay_windows_pad_after_a_terminal_and_round_trip(tmp_path):
     assert torch.equal(other.sample(5, 2)[0], buf.sample(5, 2)[0]) and other.open["rewards"] == [5.0]
 
 
+def test_sampled_windows_equal_the_windows_of_their_draws():
+    """``sample`` gathers from flat arrays; it must give exactly ``window`` of each draw, padding included."""
+    rng = np.random.default_rng(0)
+    buf = TrajectoryBuffer(10_000, obs_dim=5, action_dim=2, state_dim=7, seed=1)
+    for ep in range(30):
+        length = int(rng.integers(1, 40))
+        for t in range(length):
+            buf.add_step(rng.normal(size=5), rng.normal(size=2), rng.normal(), t == length - 1 and ep % 2 == 0,
+                         rng.normal(size=7))  # fmt: skip
+        buf.end_episode(terminated=ep % 2 == 0)
+    state = buf.generator.get_state()
+    x, actions = buf.sample(256, 10)
+    starts = buf.sample_starts(64, 10)
+    buf.generator.set_state(state)
+    draws = buf._draw(256, 10)
+    assert any(s + 10 > len(buf.episodes[e]["rewards"]) for e, s in draws)  # some windows are padded
+    windows = [buf.window(e, s, 10) for e, s in draws]
+    expected = [np.concatenate([w["obs"], w["rewards"][:, None], w["terminals"][:, None]], 1) for w in windows]
+    assert np.array_equal(x.numpy(), np.stack(expected))
+    assert np.array_equal(actions.numpy(), np.stack([w["actions"] for w in windows]))
+    assert np.array_equal(starts.numpy(), np.stack([buf.episodes[e]["obs"][s] for e, s in buf._draw(64, 10)]))
+
+
 def test_error_evaluator_is_zero_for_a_replayed_real_trajectory():
     env = GymMujocoEnv("gym_hopper", seed=0)
     obs, rng = [env.reset()], np.random.default_rng(0)

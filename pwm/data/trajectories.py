@@ -105,7 +105,7 @@ class TrajectoryBuffer:
         """Every stored step as ``x [N, O + 2]`` and ``actions [N, A]`` (what the normaliser is fitted on)."""
         flat = self._flat()[0]
         x = np.concatenate([flat["obs"], flat["rewards"][:, None], flat["terminals"][:, None]], 1)
-        return torch.from_numpy(x), torch.from_numpy(flat["actions"])
+        return torch.from_numpy(x), torch.from_numpy(flat["actions"].copy())  # not a view of the cache
 
     def _flat(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """The stored episodes' training fields concatenated, with each episode's offset and length; rebuilt only
