@@ -95,7 +95,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                 by_step.setdefault(r["env_steps"], []).append(r["eval_return"])
         steps = sorted(by_step)
         mean = [np.mean(by_step[s]) for s in steps]
-        ax.plot(steps, mean, marker="o", label=f"{alg} ({max(len(v) for v in by_step.values())} seeds)")
+        counts = sorted({len(v) for v in by_step.values()})
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"  # unfinished runs: a range
+        ax.plot(steps, mean, marker="o", label=f"{alg} ({seeds} seeds per point)")
         ax.fill_between(steps, [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps], alpha=0.2)
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (deterministic policy)")
