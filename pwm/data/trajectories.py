@@ -83,8 +83,8 @@ class TrajectoryBuffer:
     def sample(self, batch: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, h, O + 2]`` and ``actions [B, h, A]`` (unnormalised) of uniformly drawn windows (the same values
         as stacking :meth:`window` of each draw, gathered from the flat arrays in one indexing per field)."""
+        draws = np.array(self._draw(batch, horizon), dtype=np.int64).reshape(-1, 2)  # first: its error if empty
         flat, offsets, lengths = self._flat()
-        draws = np.array(self._draw(batch, horizon), dtype=np.int64).reshape(-1, 2)
         episode, start = draws[:, 0], draws[:, 1]
         steps = start[:, None] + np.arange(horizon)
         last = lengths[episode][:, None] - 1
@@ -97,8 +97,8 @@ class TrajectoryBuffer:
 
     def sample_starts(self, batch: int, horizon: int) -> torch.Tensor:
         """Start observations ``[B, O]`` for imagination: the first states of random windows."""
-        flat, offsets, _ = self._flat()
         draws = np.array(self._draw(batch, horizon), dtype=np.int64).reshape(-1, 2)
+        flat, offsets, _ = self._flat()
         return torch.from_numpy(flat["obs"][offsets[draws[:, 0]] + draws[:, 1]])
 
     def all_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
