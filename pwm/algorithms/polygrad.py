@@ -153,7 +153,7 @@ class PolyGRAD(Algorithm):
         dist = self.actor(obs)
         log_prob = dist.log_prob(actions).sum(-1)
         loss = actor_loss(log_prob, dist.entropy().sum(-1), adv, weights, c.entropy_coef)
-        before = copy.deepcopy(self.actor.state_dict())
+        before = copy.deepcopy(self.actor.state_dict()) if c.linesearch else None  # what a re-step restarts from
         self._step(self.actor_opt, self.actor, loss, self.actor_step_size.lr)
         old_log_prob = log_prob.detach()
 
