@@ -20,14 +20,14 @@ import statistics
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from pwm.algorithms.pwm_single_task import SingleTaskPWM
-from pwm.algorithms.tdmpc2 import discount_vector
-from pwm.checkpoint.run_state import read_run_state
-from pwm.config import PWMConfig, WorldModelConfig
+from pwm.checkpoint.run_state import RunStateError, read_run_state
+from pwm.config import ConfigError, PWMConfig
 from pwm.data.buffer import ReplayBuffer
 from pwm.losses.world_model import td_targets, world_model_loss
-from pwm.models.world_model import WorldModel
+from pwm.training.dflex import typed_config
 from pwm.utils.precision import fp32
 
 VARIANTS = ("fp32", "bf16", "bf16, reward fp32")
@@ -35,24 +35,21 @@ LOSSES = ("reward_loss", "consistency_loss", "value_loss")
 
 
 def load_run(path: Path) -> tuple[PWMConfig, dict, int]:
-    """The run's PWM config, its replay buffer's state and its episode length."""
+    """The run's PWM config (parsed as a resume would), its replay buffer's state and its episode length."""
     if path.is_dir():
         states = sorted((path / "checkpoints").glob("state_*.pt"))
         if not states:
             raise SystemExit(f"error: {path} has no run states in checkpoints/")
         path = states[-1]
     print(f"run state: {path}")
-    state = read_run_state(path)
-    alg = dict(state["config"]["alg"])
-    wm = alg.pop("world_model")
-    cfg = PWMConfig(
-        **{k: v for k, v in alg.items() if k in PWMConfig.__dataclass_fields__},
-        world_model=WorldModelConfig(**{k: v for k, v in wm.items() if k in WorldModelConfig.__dataclass_fields__}),
-    )
-    if cfg.wm_loss != "tdmpc2":
-        raise SystemExit(f"error: {path} trained with alg.wm_loss={cfg.wm_loss!r}; this compares tdmpc2 fits")
-    episode_length = int(state["config"]["env"]["config"]["episode_length"])
-    return cfg, state["components"]["replay"], episode_length
+    try:
+        state = read_run_state(path)
+        cfg = typed_config(OmegaConf.create(state["config"]))
+    except (RunStateError, ConfigError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if cfg.alg.name != "pwm" or cfg.alg.wm_loss != "tdmpc2":
+        raise SystemExit(f"error: {path} is not a PWM run with alg.wm_loss=tdmpc2; this compares TD-MPC2 fits")
+    return cfg.alg, state["components"]["replay"], cfg.env.config["episode_length"]
 
 
 def make_buffer(cfg: PWMConfig, replay: dict, episode_length: int, seed: int) -> ReplayBuffer:
@@ -62,7 +59,7 @@ def make_buffer(cfg: PWMConfig, replay: dict, episode_length: int, seed: int) ->
     return buffer
 
 
-def fit(cfg: PWMConfig, buffer: ReplayBuffer, variant: str, seed: int, steps: int) -> WorldModel:
+def fit(cfg: PWMConfig, buffer: ReplayBuffer, variant: str, seed: int, steps: int) -> SingleTaskPWM:
     batch = buffer.sample()
     torch.manual_seed(seed)
     algo = SingleTaskPWM(batch.obs.shape[-1], batch.action.shape[-1], cfg, precision=variant.split(",")[0])
@@ -71,22 +68,19 @@ def fit(cfg: PWMConfig, buffer: ReplayBuffer, variant: str, seed: int, steps: in
     buffer.generator.manual_seed(seed)
     for _ in range(steps):
         algo.wm_trainer.update(buffer.sample())
-    return algo.wm
+    return algo
 
 
 @torch.no_grad()
-def score(wm: WorldModel, cfg: PWMConfig, batches: list) -> dict[str, float]:
-    """Mean fp32 losses over the fixed batches (eval mode: the TD-MPC2 trainer's discount and targets)."""
-    from pwm.config import TDMPC2Config
-
-    tdmpc2 = TDMPC2Config(batch_size=cfg.wm_batch_size, horizon=cfg.wm_horizon, rho=0.99, discount=cfg.gamma)
-    discount = discount_vector(wm, tdmpc2)[0]
+def score(algo: SingleTaskPWM, batches: list) -> dict[str, float]:
+    """Mean fp32 losses over the fixed batches, with the trainer's own TD-MPC2 settings and discount."""
+    wm, trainer = algo.wm.eval(), algo.wm_trainer
     totals = dict.fromkeys(LOSSES, 0.0)
     for batch in batches:
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # the two Q members td_targets draws
         next_z = wm.encode(batch.obs[1:])
-        td = td_targets(wm, next_z, batch.reward, None, discount, 1.0 - batch.terminated)
-        _, metrics, _ = world_model_loss(wm.eval(), batch, next_z, td, tdmpc2)
+        td = td_targets(wm, next_z, batch.reward, None, trainer.discount[0], 1.0 - batch.terminated)
+        _, metrics, _ = world_model_loss(wm, batch, next_z, td, trainer.cfg)
         for key in LOSSES:
             totals[key] += float(metrics[key]) / len(batches)
     return totals
@@ -109,8 +103,8 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for variant in args.variants:
-            wm = fit(cfg, make_buffer(cfg, replay, episode_length, seed), variant, seed, args.steps)
-            rows.append({"variant": variant, "seed": seed, **score(wm, cfg, batches)})
+            algo = fit(cfg, make_buffer(cfg, replay, episode_length, seed), variant, seed, args.steps)
+            rows.append({"variant": variant, "seed": seed, **score(algo, batches)})
             print("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()))
     for variant in args.variants:
         mine = [r for r in rows if r["variant"] == variant]
