@@ -136,12 +136,12 @@ def test_trusting_files_loads_a_legitimate_checkpoint_with_an_extra_type(tmp_pat
 def test_a_load_leaves_the_process_allowlist_as_it_was(tmp_path):
     import tensordict  # noqa: F401  (adds its types to torch's process-wide allowlist on import)
 
-    before = torch.serialization.get_safe_globals()
+    before = set(torch.serialization.get_safe_globals())  # torch keeps a set: its list's order is arbitrary
     torch.save({"a": torch.zeros(1)}, tmp_path / "a.pt")
     safe_torch_load(tmp_path / "a.pt", what="test file")
     with pytest.raises(UnsafeFileError):
         safe_torch_load(crafted(tmp_path / "b.pt", tmp_path / "ran"), what="test file")
-    assert torch.serialization.get_safe_globals() == before
+    assert set(torch.serialization.get_safe_globals()) == before
 
 
 def test_rng_state_round_trips_weights_only_and_bit_identically(tmp_path):
