@@ -12,6 +12,12 @@ precision: mean and min/max over seeds of each loss), ``wm_loss_curves.png``, ``
 run's final model evaluated on one fixed batch with fp32 and with bf16 forward passes: separates what bf16 does
 to a forward pass from what it did to training) and ``cartpole_final.csv`` (per run: the last evaluation's return
 and final-second reward; ``cartpole_eval_curves.csv``: every evaluation).
+
+Precision switches (``--switch-seeds``): each seed is run to iteration ``--switch-at`` in one precision and resumed
+to 500 in the other (both orders), into ``<out>/bf16_cartpole_switch/<first>_<then>/<seed>``; the LR schedule is
+the 500-iteration one throughout, and a seeded CPU run repeats the uninterrupted run exactly up to the switch.
+``cartpole_switch.csv`` puts each seed's four runs side by side (fp32 throughout, bf16 throughout, and the two
+switches): whether the gap comes from the states bf16 training reaches before the switch or from training after.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("wm/consistency_loss", "wm/reward_loss", "wm/value_loss", "wm/loss")
+CARTPOLE_ITERATIONS = 500  # the recipe's run length (cfg/alg_env/pwm_dflex_cartpole.yaml)
 COMMON = ["general.threads=1", "logger.progress=false", "logger.wandb=false"]
 
 
@@ -49,6 +56,20 @@ def run_cartpole(out: Path, seeds: list[int], precisions: list[str]) -> None:
                 "logger.log_every=25", "general.eval_every=25", f"general.precision={precision}", *COMMON,
             ]  # fmt: skip
             subprocess.run(cmd, check=True)
+
+
+def run_switches(out: Path, seeds: list[int], switch_at: int) -> None:
+    for seed in seeds:
+        for first, then in (("fp32", "bf16"), ("bf16", "fp32")):
+            run_dir = out / "bf16_cartpole_switch" / f"{first}_{then}" / str(seed)
+            for steps, precision in ((switch_at, first), (CARTPOLE_ITERATIONS, then)):
+                cmd = [
+                    sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole", "alg=pwm",
+                    f"seed={seed}", f"general.run_dir={run_dir}", "logger.log_every=25", "general.eval_every=25",
+                    "general.save_every=100", f"general.steps={steps}", f"alg.max_iterations={CARTPOLE_ITERATIONS}",
+                    f"general.precision={precision}", *COMMON,
+                ]  # fmt: skip
+                subprocess.run(cmd, check=True)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -156,6 +177,27 @@ def cartpole_curves(out: Path) -> list[dict]:
     return rows
 
 
+def switch_table(out: Path, switch_at: int) -> list[dict]:
+    """Per seed with switch runs: the last evaluation and the mean final-second reward of the evaluations after
+    ``switch_at``, for fp32 and bf16 throughout and for both switches."""
+    table = []
+    for seed in sorted({p.name for p in (out / "bf16_cartpole_switch").glob("*/*")}, key=int):
+        arms = {"fp32": out / "bf16_cartpole" / "fp32", "bf16": out / "bf16_cartpole" / "bf16"}
+        arms.update({p.name: p for p in sorted((out / "bf16_cartpole_switch").glob("*_*"))})
+        for arm, root in arms.items():
+            path = root / seed / "metrics.csv"
+            evals = [r for r in read_rows(path) if r.get("eval/return")] if path.is_file() else []
+            if not evals or int(evals[-1]["step"]) < CARTPOLE_ITERATIONS:
+                continue
+            after = [float(r["eval/final_reward"]) for r in evals if int(r["step"]) > switch_at]
+            table.append({
+                "seed": seed, "precision": arm.replace("_", " then "), "eval_return": evals[-1]["eval/return"],
+                "eval_final_reward": evals[-1]["eval/final_reward"],
+                f"mean_final_reward_after_{switch_at}": statistics.mean(after),
+            })  # fmt: skip
+    return table
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -171,11 +213,16 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--cartpole-seeds", type=int, nargs="*", default=[])
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--switch-seeds", type=int, nargs="*", default=[], help="CartPole seeds to run with switches")
+    p.add_argument("--switch-at", type=int, default=300, help="the iteration at which the precision switches")
     p.add_argument("--no-run", action="store_true", help="only tabulate existing runs")
     args = p.parse_args()
+    if not 0 < args.switch_at < CARTPOLE_ITERATIONS:
+        p.error(f"--switch-at {args.switch_at}: the switch must fall inside the run (1..{CARTPOLE_ITERATIONS - 1})")
     if not args.no_run:
         run_world_models(args.out, args.data_dir, args.seeds, args.precision)
         run_cartpole(args.out, args.cartpole_seeds, args.precision)
+        run_switches(args.out, args.switch_seeds, args.switch_at)
     args.results.mkdir(parents=True, exist_ok=True)
     table = world_model_table(args.out, args.precision)
     write_csv(table, args.results / "wm_loss_curves.csv")
@@ -197,6 +244,11 @@ def main() -> None:
         write_csv(cartpole_curves(args.out), args.results / "cartpole_eval_curves.csv")
         for row in cartpole:
             print(f"cartpole {row}")
+    switches = switch_table(args.out, args.switch_at) if (args.out / "bf16_cartpole_switch").is_dir() else []
+    if switches:
+        write_csv(switches, args.results / "cartpole_switch.csv")
+        for row in switches:
+            print(f"cartpole switch {row}")
 
 
 if __name__ == "__main__":
