@@ -35,41 +35,47 @@ CARTPOLE_ITERATIONS = 500  # the recipe's run length (cfg/alg_env/pwm_dflex_cart
 COMMON = ["general.threads=1", "logger.progress=false", "logger.wandb=false"]
 
 
+def run(cmd: list[str]) -> None:
+    """Run one training command; a failed run ends the benchmark with a one-line error (its own output says why)."""
+    done = subprocess.run(cmd)
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd[1:])} exited with {done.returncode}")
+
+
 def run_world_models(out: Path, data_dir: str, seeds: list[int], precisions: list[str]) -> None:
     for precision in precisions:
         for seed in seeds:
-            cmd = [
+            run([
                 sys.executable, str(ROOT / "scripts" / "train_world_model.py"), "task=mt30",
                 f"general.data_dir={data_dir}", "world_model=1M", "general.steps=150",
                 f"general.run_dir={out / 'bf16_wm' / f'{precision}_s{seed}'}", f"seed={seed}",
                 "logger.log_every=10", f"general.precision={precision}", *COMMON,
-            ]  # fmt: skip
-            subprocess.run(cmd, check=True)
+            ])  # fmt: skip
+
+
+def cartpole_cmd(run_dir: Path, seed: int, precision: str, *extra: str) -> list[str]:
+    """The CartPole PWM recipe, evaluated every 25 iterations, in ``precision``."""
+    return [
+        sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole", "alg=pwm", f"seed={seed}",
+        f"general.run_dir={run_dir}", "logger.log_every=25", "general.eval_every=25",
+        f"general.precision={precision}", *extra, *COMMON,
+    ]  # fmt: skip
 
 
 def run_cartpole(out: Path, seeds: list[int], precisions: list[str]) -> None:
     for seed in seeds:
         for precision in precisions:
-            cmd = [
-                sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole", "alg=pwm",
-                f"seed={seed}", f"general.run_dir={out / 'bf16_cartpole' / precision / str(seed)}",
-                "logger.log_every=25", "general.eval_every=25", f"general.precision={precision}", *COMMON,
-            ]  # fmt: skip
-            subprocess.run(cmd, check=True)
+            run(cartpole_cmd(out / "bf16_cartpole" / precision / str(seed), seed, precision))
 
 
 def run_switches(out: Path, seeds: list[int], switch_at: int) -> None:
+    """Each seed to ``switch_at`` in one precision, then resumed to the end in the other (both orders)."""
+    schedule = f"alg.max_iterations={CARTPOLE_ITERATIONS}"  # the full run's LR decay in both legs
     for seed in seeds:
         for first, then in (("fp32", "bf16"), ("bf16", "fp32")):
             run_dir = out / "bf16_cartpole_switch" / f"{first}_{then}" / str(seed)
-            for steps, precision in ((switch_at, first), (CARTPOLE_ITERATIONS, then)):
-                cmd = [
-                    sys.executable, str(ROOT / "scripts" / "train_dflex.py"), "env=dflex_cartpole", "alg=pwm",
-                    f"seed={seed}", f"general.run_dir={run_dir}", "logger.log_every=25", "general.eval_every=25",
-                    "general.save_every=100", f"general.steps={steps}", f"alg.max_iterations={CARTPOLE_ITERATIONS}",
-                    f"general.precision={precision}", *COMMON,
-                ]  # fmt: skip
-                subprocess.run(cmd, check=True)
+            run(cartpole_cmd(run_dir, seed, first, f"general.steps={switch_at}", schedule))
+            run(cartpole_cmd(run_dir, seed, then, f"general.steps={CARTPOLE_ITERATIONS}", schedule))
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -181,9 +187,9 @@ def switch_table(out: Path, switch_at: int) -> list[dict]:
     """Per seed with switch runs: the last evaluation and the mean final-second reward of the evaluations after
     ``switch_at``, for fp32 and bf16 throughout and for both switches."""
     table = []
+    arms = {"fp32": out / "bf16_cartpole" / "fp32", "bf16": out / "bf16_cartpole" / "bf16"}
+    arms.update({p.name: p for p in sorted((out / "bf16_cartpole_switch").glob("*_*"))})
     for seed in sorted({p.name for p in (out / "bf16_cartpole_switch").glob("*/*")}, key=int):
-        arms = {"fp32": out / "bf16_cartpole" / "fp32", "bf16": out / "bf16_cartpole" / "bf16"}
-        arms.update({p.name: p for p in sorted((out / "bf16_cartpole_switch").glob("*_*"))})
         for arm, root in arms.items():
             path = root / seed / "metrics.csv"
             evals = [r for r in read_rows(path) if r.get("eval/return")] if path.is_file() else []
