@@ -4,8 +4,10 @@ Stages, each a subprocess writing under ``--out``: (1) render action-free clips 
 tasks other than the fine-tuning ones (``scripts/make_videos.py``); (2) pretrain APV-style and PreLAR models on
 them (``alg=apv_pretrain``, ``alg=prelar_pretrain``); (3) per task and seed, train DreamerV2 from scratch and
 fine-tune both pretrained models for ``--episodes`` episodes each (equal env steps); (4) collect every evaluation
-into ``<results>/prelar_<tag>.csv`` and plot mean success vs env steps into ``<results>/prelar_<tag>.png``.
-Rerunning the same command resumes: clips already written are kept and every run resumes from its last run state.
+into ``<results>/prelar_<tag>.csv``, each run's progress, last and best success and wall seconds into
+``prelar_<tag>_runs.csv``, and plot mean success vs env steps into ``<results>/prelar_<tag>.png``.
+Rerunning the same command resumes: clips already written are kept and every run resumes from its last run state;
+``--plot-only`` tabulates a benchmark in progress (runs without an evaluation yet are left out).
 
     nice -n 10 python benchmarks/prelar_metaworld.py --out runs/prelar_bench              # the CPU cycle
     python benchmarks/prelar_metaworld.py --out runs/prelar_paper --preset paper --episodes 512 \
@@ -92,20 +94,40 @@ def stages(args) -> list[dict]:
     return walls
 
 
-def collect(args) -> list[dict]:
-    rows = []
+def _read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def collect(args) -> tuple[list[dict], list[dict]]:
+    """Every evaluation of every run (runs not started yet are skipped with a note, so ``--plot-only`` can look at
+    a benchmark in progress), and one row per run: its pretraining or fine-tuning progress and wall seconds."""
+    out, evals, runs = Path(args.out), [], []
+    for name in PRETRAIN:
+        path = out / "pretrain" / name / "metrics.csv"
+        if name in args.methods and path.is_file() and (rows := _read(path)):
+            runs.append({"run": f"pretrain/{name}", "steps": int(rows[-1]["step"]), "env_steps": 0,
+                         "last_success": "", "best_success": "", "last_return": "",
+                         "train_s": float(rows[-1]["time/train_s"])})  # fmt: skip
     for task in args.tasks:
         for seed in args.seeds:
             for name in args.methods:
-                path = Path(args.out) / task / name / f"seed{seed}" / "metrics.csv"
-                with open(path, newline="") as f:
-                    for r in csv.DictReader(f):
-                        if r.get("eval/success"):
-                            rows.append({"task": task, "method": name, "seed": seed, "episode": int(r["step"]),
-                                         "env_steps": int(float(r["env_steps"])),
-                                         "success": float(r["eval/success"]), "return": float(r["eval/return"]),
-                                         "train_s": float(r["time/train_s"])})  # fmt: skip
-    return rows
+                path = out / task / name / f"seed{seed}" / "metrics.csv"
+                rows = [r for r in _read(path) if r.get("eval/success")] if path.is_file() else []
+                if not rows:
+                    print(f"{task} {name} seed {seed}: no evaluation yet, left out")
+                    continue
+                evals += [{"task": task, "method": name, "seed": seed, "episode": int(r["step"]),
+                           "env_steps": int(float(r["env_steps"])), "success": float(r["eval/success"]),
+                           "return": float(r["eval/return"]), "train_s": float(r["time/train_s"])}
+                          for r in rows]  # fmt: skip
+                runs.append({"run": f"{task}/{name}/seed{seed}", "steps": evals[-1]["episode"],
+                             "env_steps": evals[-1]["env_steps"], "last_success": evals[-1]["success"],
+                             "best_success": max(float(r["eval/success"]) for r in rows),
+                             "last_return": evals[-1]["return"], "train_s": evals[-1]["train_s"]})  # fmt: skip
+    if not evals:
+        sys.exit(f"error: no run under {out} has an evaluation yet")
+    return evals, runs
 
 
 def _mean(rows: list[dict], name: str, key: str) -> tuple[list[int], list[float]]:
@@ -133,20 +155,21 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     walls = [] if args.plot_only else stages(args)
-    rows = collect(args)
+    rows, runs = collect(args)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    outputs = [(f"prelar_{args.tag}.csv", rows)] + ([(f"prelar_{args.tag}_wall.csv", walls)] if walls else [])
+    outputs = [(f"prelar_{args.tag}.csv", rows), (f"prelar_{args.tag}_runs.csv", runs)]
+    outputs += [(f"prelar_{args.tag}_wall.csv", walls)] if walls else []
     for name, data in outputs:
         with open(results / name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(data[0]))
             writer.writeheader()
             writer.writerows(data)
     plot(rows, results / f"prelar_{args.tag}.png")
-    for r in rows:
-        print(f"{r['task']} {r['method']:9s} seed {r['seed']} env_steps {r['env_steps']:6d} "
-              f"success {r['success']:.2f} return {r['return']:.1f} train_s {r['train_s']:.0f}")  # fmt: skip
-    print(f"wrote {results}/prelar_{args.tag}.csv, _wall.csv and .png")
+    for r in runs:
+        print(f"{r['run']:32s} steps {r['steps']:5d} env_steps {r['env_steps']:6d} last success {r['last_success']} "
+              f"best {r['best_success']} return {r['last_return']} train_s {r['train_s']:.0f}")  # fmt: skip
+    print(f"wrote {', '.join(name for name, _ in outputs)} and prelar_{args.tag}.png into {results}")
 
 
 if __name__ == "__main__":
