@@ -5,7 +5,8 @@ tasks other than the fine-tuning ones (``scripts/make_videos.py``); (2) pretrain
 them (``alg=apv_pretrain``, ``alg=prelar_pretrain``); (3) per task and seed, train DreamerV2 from scratch and
 fine-tune both pretrained models for ``--episodes`` episodes each (equal env steps); (4) collect every evaluation
 into ``<results>/prelar_<tag>.csv``, each run's progress, last and best success and wall seconds into
-``prelar_<tag>_runs.csv``, and plot mean success vs env steps into ``<results>/prelar_<tag>.png``.
+``prelar_<tag>_runs.csv``, the pretraining losses into ``prelar_<tag>_pretrain.csv``, and plot mean success vs
+env steps into ``<results>/prelar_<tag>.png``.
 Rerunning the same command resumes: clips already written are kept and every run resumes from its last run state;
 ``--plot-only`` tabulates a benchmark in progress (runs without an evaluation yet are left out).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"dreamerv2": "dreamerv2", "apv": "apv_finetune", "prelar": "prelar_finetune"}
 PRETRAIN = {"apv": "apv_pretrain", "prelar": "prelar_pretrain"}
+PRETRAIN_LOSSES = ("image", "kl", "va_kl", "consistency")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,16 +101,26 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def collect(args) -> tuple[list[dict], list[dict]]:
-    """Every evaluation of every run (runs not started yet are skipped with a note, so ``--plot-only`` can look at
-    a benchmark in progress), and one row per run: its pretraining or fine-tuning progress and wall seconds."""
-    out, evals, runs = Path(args.out), [], []
+def collect_pretraining(args) -> tuple[list[dict], list[dict]]:
+    """Every logged pretraining row (losses: image NLL, balanced KL, the latent-action KL and consistency where
+    PreLAR has them), and one progress row per pretrained model."""
+    curves, runs = [], []
     for name in PRETRAIN:
-        path = out / "pretrain" / name / "metrics.csv"
-        if name in args.methods and path.is_file() and (rows := _read(path)):
+        path = Path(args.out) / "pretrain" / name / "metrics.csv"
+        rows = _read(path) if name in args.methods and path.is_file() else []
+        curves += [{"model": name, "step": int(r["step"]), **{k: r.get(f"pre/{k}", "") for k in PRETRAIN_LOSSES},
+                    "train_s": float(r["time/train_s"])} for r in rows]  # fmt: skip
+        if rows:
             runs.append({"run": f"pretrain/{name}", "steps": int(rows[-1]["step"]), "env_steps": 0,
                          "last_success": "", "best_success": "", "last_return": "",
                          "train_s": float(rows[-1]["time/train_s"])})  # fmt: skip
+    return curves, runs
+
+
+def collect(args) -> tuple[list[dict], list[dict]]:
+    """Every evaluation of every run (runs not started yet are skipped with a note, so ``--plot-only`` can look at
+    a benchmark in progress), and one row per fine-tuning run: its progress and wall seconds."""
+    out, evals, runs = Path(args.out), [], []
     for task in args.tasks:
         for seed in args.seeds:
             for name in args.methods:
@@ -156,9 +168,12 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     walls = [] if args.plot_only else stages(args)
     rows, runs = collect(args)
+    pretraining, pretrain_runs = collect_pretraining(args)
+    runs = pretrain_runs + runs
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     outputs = [(f"prelar_{args.tag}.csv", rows), (f"prelar_{args.tag}_runs.csv", runs)]
+    outputs += [(f"prelar_{args.tag}_pretrain.csv", pretraining)] if pretraining else []
     outputs += [(f"prelar_{args.tag}_wall.csv", walls)] if walls else []
     for name, data in outputs:
         with open(results / name, "w", newline="") as f:

@@ -40,10 +40,9 @@ def episode(step: int, success: str, ret: str, train_s: float) -> dict:
 
 def test_plot_only_tabulates_finished_evaluations_and_skips_runs_not_started(bench, tmp_path, capsys):
     out, results = tmp_path / "runs", tmp_path / "results"
-    write(
-        out / "pretrain" / "apv" / "metrics.csv",
-        [{"step": 50, "time/train_s": 40.0}, {"step": 100, "time/train_s": 81.5}],
-    )
+    pre = [{"step": 50, "pre/image": 120.0, "pre/kl": 0.05, "time/train_s": 40.0},
+           {"step": 100, "pre/image": 45.5, "pre/kl": 1.3, "time/train_s": 81.5}]  # fmt: skip
+    write(out / "pretrain" / "apv" / "metrics.csv", pre)
     write(out / "mw-drawer-open" / "apv" / "seed1" / "metrics.csv",
           [episode(1, "", "", 60.0), episode(2, "0.2", "300.0", 130.0), episode(3, "", "", 190.0),
            episode(4, "0.0", "350.5", 260.0)])  # fmt: skip
@@ -60,6 +59,9 @@ def test_plot_only_tabulates_finished_evaluations_and_skips_runs_not_started(ben
     assert (runs["pretrain/apv"]["steps"], runs["pretrain/apv"]["train_s"]) == ("100", "81.5")
     fine = runs["mw-drawer-open/apv/seed1"]
     assert (fine["steps"], fine["last_success"], fine["best_success"], fine["train_s"]) == ("4", "0.0", "0.2", "260.0")
+    curves = read(results / "prelar_t_pretrain.csv")  # APV-style logs no latent-action losses: empty cells
+    assert [(r["model"], r["step"], r["image"], r["kl"], r["va_kl"]) for r in curves] == [
+        ("apv", "50", "120.0", "0.05", ""), ("apv", "100", "45.5", "1.3", "")]  # fmt: skip
     assert (results / "prelar_t.png").stat().st_size > 0
 
 
