@@ -7,6 +7,7 @@ fine-tune both pretrained models for ``--episodes`` episodes each (equal env ste
 into ``<results>/prelar_<tag>.csv``, each run's progress, last and best success and wall seconds into
 ``prelar_<tag>_runs.csv``, the pretraining losses into ``prelar_<tag>_pretrain.csv``, and plot mean success vs
 env steps into ``<results>/prelar_<tag>.png``.
+``--jobs N`` runs N training processes at once (one thread each; fine-tuning from a pretrained model waits for it).
 Rerunning the same command resumes: clips already written are kept and every run resumes from its last run state;
 ``--plot-only`` tabulates a benchmark in progress (runs without an evaluation yet are left out).
 
@@ -22,6 +23,7 @@ import csv
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                         "mw-window-open", "mw-drawer-close"])  # fmt: skip
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--jobs", type=int, default=1, help="training runs at once (one thread each)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides given to every train_dreamer.py run")
     p.add_argument("--plot-only", action="store_true", help="only collect the finished runs' evaluations and plot")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs {args.jobs}: at least one run must be allowed at a time")
+    return args
 
 
 def _call(cmd: list[str], log: Path) -> float:
@@ -65,7 +71,7 @@ def _call(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def _train(args, out: Path, run_dir: Path, overrides: list[str]) -> float:
+def _train(args, run_dir: Path, overrides: list[str]) -> float:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_dreamer.py"), f"preset={args.preset}",
            f"general.run_dir={run_dir}", "logger.wandb=false", "logger.progress=false", "general.threads=1",
            *overrides, *args.extra]  # fmt: skip
@@ -73,27 +79,49 @@ def _train(args, out: Path, run_dir: Path, overrides: list[str]) -> float:
 
 
 def stages(args) -> list[dict]:
+    """Render the clips, then run every training stage, at most ``--jobs`` at once: a fine-tuning run starts once
+    its pretrained model is done (DreamerV2 from scratch needs none and is queued first)."""
     out = Path(args.out)
     videos = out / "videos"
     walls = [{"stage": "videos", "wall_s": _call([sys.executable, str(ROOT / "scripts" / "make_videos.py"),
               "--out", str(videos), "--tasks", *args.video_tasks, "--episodes", str(args.clips),
               "--frames", str(args.frames)], out / "videos.log")}]  # fmt: skip
-    for name, alg in PRETRAIN.items():
-        if name in args.methods:
-            steps = [f"alg={alg}", f"general.video_dir={videos}", f"general.steps={args.pretrain_steps}",
-                     "general.eval_every=0", f"general.save_every={max(1, args.pretrain_steps // 4)}"]  # fmt: skip
-            walls.append({"stage": f"pretrain_{name}", "wall_s": _train(args, out, out / "pretrain" / name, steps)})
-    for task in args.tasks:
-        for seed in args.seeds:
-            for name in args.methods:
-                over = [f"alg={METHODS[name]}", f"env.task={task}", f"seed={seed}", f"general.steps={args.episodes}",
-                        f"general.eval_every={args.eval_every}", f"general.eval_runs={args.eval_runs}",
-                        "general.save_every=1"]  # fmt: skip
-                if name in PRETRAIN:
-                    over.append(f"alg.pretrained={out / 'pretrain' / name}")
-                wall = _train(args, out, out / task / name / f"seed{seed}", over)
-                walls.append({"stage": f"{task}/{name}/seed{seed}", "wall_s": wall})
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        pretrained = {}
+        for name, alg in PRETRAIN.items():
+            if name in args.methods:
+                steps = [f"alg={alg}", f"general.video_dir={videos}", f"general.steps={args.pretrain_steps}",
+                         "general.eval_every=0", f"general.save_every={max(1, args.pretrain_steps // 4)}"]  # fmt: skip
+                pretrained[name] = pool.submit(_train, args, out / "pretrain" / name, steps)
+        runs = {f"pretrain_{name}": future for name, future in pretrained.items()}
+        for name, task, seed in fine_tuning_order(args):
+            over = [f"alg={METHODS[name]}", f"env.task={task}", f"seed={seed}", f"general.steps={args.episodes}",
+                    f"general.eval_every={args.eval_every}", f"general.eval_runs={args.eval_runs}",
+                    "general.save_every=1"]  # fmt: skip
+            if name in PRETRAIN:
+                over.append(f"alg.pretrained={out / 'pretrain' / name}")
+            runs[f"{task}/{name}/seed{seed}"] = pool.submit(
+                _after, pretrained.get(name), _train, args, out / task / name / f"seed{seed}", over
+            )
+        try:
+            walls += [{"stage": stage, "wall_s": future.result()} for stage, future in runs.items()]
+        except BaseException:  # a failed run (a one-line SystemExit): start nothing more, let the running ones end
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return walls
+
+
+def fine_tuning_order(args) -> list[tuple[str, str, int]]:
+    """(method, task, seed) of every fine-tuning run, those that need no pretrained model first."""
+    runs = [(name, task, seed) for task in args.tasks for seed in args.seeds for name in args.methods]
+    return sorted(runs, key=lambda run: run[0] in PRETRAIN)
+
+
+def _after(first: Future | None, fn, *args) -> float:
+    """``fn(*args)`` once ``first`` (a pretraining run) has finished; its failure has already ended the benchmark."""
+    if first is not None:
+        first.result()
+    return fn(*args)
 
 
 def _read(path: Path) -> list[dict[str, str]]:

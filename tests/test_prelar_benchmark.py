@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,55 @@ def test_plot_only_tabulates_finished_evaluations_and_skips_runs_not_started(ben
 def test_plot_only_without_any_evaluation_ends_in_one_line(bench, tmp_path):
     with pytest.raises(SystemExit, match=r"no run under .* has an evaluation yet"):
         bench.main(["--out", str(tmp_path), "--results", str(tmp_path / "r"), "--seeds", "1", "--plot-only"])
+
+
+def fake_calls(bench, monkeypatch, fail: str | None = None) -> list[tuple[str, str]]:
+    """Replace the benchmark's subprocess call: record ("start"/"end", run) events; pretraining takes a little
+    while, so a fine-tuning run that did not wait for it would start before its "end"; ``fail`` exits like a
+    failed stage."""
+    events, lock = [], threading.Lock()
+
+    def call(cmd: list[str], log: Path) -> float:
+        run = "videos" if log.name == "videos.log" else next(a.split("=", 1)[1] for a in cmd if "run_dir=" in a)
+        with lock:
+            events.append(("start", run))
+        time.sleep(0.2 if "pretrain" in run else 0.01)
+        if fail is not None and run.endswith(fail):
+            raise SystemExit(f"error: {fail} failed; see {log}")
+        with lock:
+            events.append(("end", run))
+        return 1.0
+
+    monkeypatch.setattr(bench, "_call", call)
+    return events
+
+
+def test_parallel_stages_wait_for_their_pretrained_model(bench, tmp_path, monkeypatch):
+    events = fake_calls(bench, monkeypatch)
+    args = bench.parse_args(["--out", str(tmp_path), "--seeds", "1", "2", "--jobs", "3"])
+    walls = bench.stages(args)
+    started = [run for kind, run in events if kind == "start"]
+    fine = [f"{tmp_path}/mw-drawer-open/{m}/seed{s}" for m in ("dreamerv2", "apv", "prelar") for s in (1, 2)]
+    assert sorted(started) == sorted(["videos", f"{tmp_path}/pretrain/apv", f"{tmp_path}/pretrain/prelar", *fine])
+    for method in ("apv", "prelar"):
+        done = events.index(("end", f"{tmp_path}/pretrain/{method}"))
+        for seed in (1, 2):
+            assert events.index(("start", f"{tmp_path}/mw-drawer-open/{method}/seed{seed}")) > done
+    first_dreamer = events.index(("start", f"{tmp_path}/mw-drawer-open/dreamerv2/seed1"))
+    assert first_dreamer < events.index(("end", f"{tmp_path}/pretrain/apv"))  # the third slot did not sit idle
+    assert [w["stage"] for w in walls][:3] == ["videos", "pretrain_apv", "pretrain_prelar"]
+    assert len(walls) == 9 and all(w["wall_s"] == 1.0 for w in walls)
+
+
+def test_failed_pretraining_ends_the_benchmark_without_its_fine_tuning(bench, tmp_path, monkeypatch):
+    events = fake_calls(bench, monkeypatch, fail="pretrain/prelar")
+    args = bench.parse_args(["--out", str(tmp_path), "--seeds", "1", "--jobs", "2"])
+    with pytest.raises(SystemExit, match="pretrain/prelar failed"):
+        bench.stages(args)
+    assert ("start", f"{tmp_path}/mw-drawer-open/prelar/seed1") not in events
+
+
+def test_jobs_below_one_is_a_one_line_error(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--jobs", "0"])
+    assert "--jobs 0: at least one run must be allowed at a time" in capsys.readouterr().err
