@@ -118,7 +118,8 @@ def fine_tuning_order(args) -> list[tuple[str, str, int]]:
 
 
 def _after(first: Future | None, fn, *args) -> float:
-    """``fn(*args)`` once ``first`` (a pretraining run) has finished; its failure has already ended the benchmark."""
+    """``fn(*args)`` once ``first`` (a pretraining run) has finished; if it failed, its error re-raises here instead.
+    Pretraining is submitted before any fine-tuning, so the pool has started it by then and the wait cannot stall."""
     if first is not None:
         first.result()
     return fn(*args)
