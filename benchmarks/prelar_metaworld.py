@@ -105,8 +105,9 @@ def stages(args) -> list[dict]:
             )
         try:
             walls += [{"stage": stage, "wall_s": future.result()} for stage, future in runs.items()]
-        except BaseException:  # a failed run (a one-line SystemExit): start nothing more, let the running ones end
+        except BaseException as exc:  # a failed run (a one-line SystemExit): start nothing more, let the running end
             pool.shutdown(wait=False, cancel_futures=True)
+            print(f"{exc}; waiting for the stages still running (a rerun resumes them)", file=sys.stderr, flush=True)
             raise
     return walls
 

@@ -110,12 +110,13 @@ def test_parallel_stages_wait_for_their_pretrained_model(bench, tmp_path, monkey
     assert len(walls) == 9 and all(w["wall_s"] == 1.0 for w in walls)
 
 
-def test_failed_pretraining_ends_the_benchmark_without_its_fine_tuning(bench, tmp_path, monkeypatch):
+def test_failed_pretraining_ends_the_benchmark_without_its_fine_tuning(bench, tmp_path, monkeypatch, capsys):
     events = fake_calls(bench, monkeypatch, fail="pretrain/prelar")
     args = bench.parse_args(["--out", str(tmp_path), "--seeds", "1", "--jobs", "2"])
     with pytest.raises(SystemExit, match="pretrain/prelar failed"):
         bench.stages(args)
     assert ("start", f"{tmp_path}/mw-drawer-open/prelar/seed1") not in events
+    assert "pretrain/prelar failed" in capsys.readouterr().err  # said at once, not after the running stages
 
 
 def test_jobs_below_one_is_a_one_line_error(bench, capsys):
