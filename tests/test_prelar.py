@@ -17,6 +17,7 @@ from pwm.data.videos import VideoClips, VideoDataError, read_clip, write_clip
 from pwm.losses.dreamer import lambda_return
 from pwm.models.dreamer import TRANSFERRED
 from pwm.models.novelty import KNNVideoBonus
+from pwm.models.rssm import straight_through_onehot
 
 TINY = DreamerModelConfig(depth=4, deter=16, hidden=16, groups=4, classes=4, units=16, layers=1,
                           latent_action=8, slot_units=16)  # fmt: skip
@@ -100,6 +101,22 @@ def test_pretrained_model_of_another_size_is_a_one_line_error(tmp_path):
 
 def _batch(actions: int = 4) -> PixelBatch:
     return PixelBatch(_clips(batch=3, steps=5), torch.rand(3, 5, actions) * 2 - 1, torch.rand(3, 5))
+
+
+def test_straight_through_onehot_draws_the_categorical_law_with_the_probabilities_gradient():
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.25, 0.25, 0.25, 0.25]])).expand(50_000, 2, 4)
+    sample = straight_through_onehot(logits)
+    assert sample.shape == (50_000, 2, 4) and torch.equal(sample.sum(-1), torch.ones(50_000, 2))
+    freq = sample.detach().mean(0)
+    expected = torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    assert (freq - expected).abs().max() < 0.01 and freq[0, 3] == 0  # a zero-probability class is never drawn
+    x = torch.randn(3, 2, 4, requires_grad=True)
+    weight = torch.randn(2, 4)
+    (straight_through_onehot(x) * weight).sum().backward()
+    straight = x.grad.clone()
+    x.grad = None
+    (torch.softmax(x, -1) * weight).sum().backward()
+    torch.testing.assert_close(straight, x.grad)
 
 
 def test_imagined_actor_gradient_reaches_the_actor_only():
