@@ -179,14 +179,18 @@ def _mean(rows: list[dict], name: str, key: str) -> tuple[list[int], list[float]
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Mean eval success and return over seeds vs env steps, one line per method."""
+    """Mean eval success and return over seeds vs env steps, one line per method, each seed a thin line of the
+    same colour (with two or three seeds the mean hides whether one seed or all of them learned)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.2))
     axes = fig.subplots(1, 2)
-    for name in dict.fromkeys(r["method"] for r in rows):
+    for i, name in enumerate(dict.fromkeys(r["method"] for r in rows)):
         for ax, key in zip(axes, ("success", "return"), strict=True):
-            ax.plot(*_mean(rows, name, key), marker="o", label=name)
+            ax.plot(*_mean(rows, name, key), marker="o", color=f"C{i}", label=name)
+            for seed in dict.fromkeys(r["seed"] for r in rows if r["method"] == name):
+                runs = [r for r in rows if r["method"] == name and r["seed"] == seed]
+                ax.plot([r["env_steps"] for r in runs], [r[key] for r in runs], color=f"C{i}", lw=0.7, alpha=0.4)
     axes[0].set(xlabel="env steps", ylabel="eval success (mean over seeds)", ylim=(-0.05, 1.05))
     axes[1].set(xlabel="env steps", ylabel="eval return (mean over seeds)")
     axes[0].legend()
