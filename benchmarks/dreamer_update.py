@@ -22,9 +22,9 @@ from pwm.config.dreamer import DreamerAlgConfig, DreamerModelConfig
 from pwm.data.pixel_replay import PixelBatch
 from pwm.models import rssm
 
-CPU_PRESET = DreamerModelConfig(
+CPU_PRESET = DreamerModelConfig(  # cfg/preset/cpu.yaml
     depth=16, deter=200, hidden=200, groups=32, classes=16, units=200, layers=2, slot_units=200
-)  # fmt: skip  (cfg/preset/cpu.yaml)
+)
 
 
 def multinomial_onehot(logits: torch.Tensor) -> torch.Tensor:
