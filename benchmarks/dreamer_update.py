@@ -13,18 +13,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from pwm.algorithms.dreamerv2 import DreamerV2
 from pwm.config.dreamer import DreamerAlgConfig, DreamerModelConfig
 from pwm.data.pixel_replay import PixelBatch
 from pwm.models import rssm
 
-CPU_PRESET = DreamerModelConfig(  # cfg/preset/cpu.yaml
-    depth=16, deter=200, hidden=200, groups=32, classes=16, units=200, layers=2, slot_units=200
-)
+PRESET = OmegaConf.load(Path(__file__).resolve().parents[1] / "cfg" / "preset" / "cpu.yaml")  # what preset=cpu runs
 
 
 def multinomial_onehot(logits: torch.Tensor) -> torch.Tensor:
@@ -38,12 +38,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=10)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--batch", type=int, default=PRESET.alg.batch)
+    p.add_argument("--seq-len", type=int, default=PRESET.alg.seq_len)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    algo = DreamerV2(DreamerAlgConfig(batch=args.batch, seq_len=args.seq_len), CPU_PRESET, action_dim=4)
+    model = DreamerModelConfig(**OmegaConf.to_container(PRESET.model))
+    algo = DreamerV2(DreamerAlgConfig(batch=args.batch, seq_len=args.seq_len), model, action_dim=4)
     shape = (args.batch, args.seq_len)
     batch = PixelBatch(torch.randint(0, 256, (*shape, 3, 64, 64), dtype=torch.uint8), torch.rand(*shape, 4) * 2 - 1,
                        torch.rand(*shape))  # fmt: skip
