@@ -18,6 +18,12 @@ to 500 in the other (both orders), into ``<out>/bf16_cartpole_switch/<first>_<th
 the 500-iteration one throughout, and a seeded CPU run repeats the uninterrupted run exactly up to the switch.
 ``cartpole_switch.csv`` puts each seed's four runs side by side (fp32 throughout, bf16 throughout, and the two
 switches): whether the gap comes from the states bf16 training reaches before the switch or from training after.
+
+A perturbed fp32 control (``--perturbed-seeds``): the recipe in fp32 with the actor's learning rate 1e-4 higher
+(relative), far below any difference a learning rate is tuned by, into ``<out>/bf16_cartpole_perturbed/<seed>``.
+Like bf16, it leaves the unperturbed fp32 run's trajectory within the first evaluations; it asks how often fp32 runs
+end balanced once they do. ``cartpole_perturbed.csv``: each run's last evaluation, the mean final-second reward of
+its last five and ten, and its critic loss and targets at iteration 75 and world-model losses at 300.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("wm/consistency_loss", "wm/reward_loss", "wm/value_loss", "wm/loss")
 CARTPOLE_ITERATIONS = 500  # the recipe's run length (cfg/alg_env/pwm_dflex_cartpole.yaml)
 COMMON = ["general.threads=1", "logger.progress=false", "logger.wandb=false"]
+PERTURBED_ACTOR_LR = "1.0001e-3"  # the recipe's 1e-3 (cfg/alg_env/pwm_dflex_cartpole.yaml), 1e-4 higher
 
 
 def run(cmd: list[str]) -> None:
@@ -76,6 +83,12 @@ def run_switches(out: Path, seeds: list[int], switch_at: int) -> None:
             run_dir = out / "bf16_cartpole_switch" / f"{first}_{then}" / str(seed)
             run(cartpole_cmd(run_dir, seed, first, f"general.steps={switch_at}", schedule))
             run(cartpole_cmd(run_dir, seed, then, f"general.steps={CARTPOLE_ITERATIONS}", schedule))
+
+
+def run_perturbed(out: Path, seeds: list[int]) -> None:
+    for seed in seeds:
+        run_dir = out / "bf16_cartpole_perturbed" / str(seed)
+        run(cartpole_cmd(run_dir, seed, "fp32", f"alg.actor_lr={PERTURBED_ACTOR_LR}"))
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -204,6 +217,28 @@ def switch_table(out: Path, switch_at: int) -> list[dict]:
     return table
 
 
+def perturbed_table(out: Path) -> list[dict]:
+    """Per finished perturbed fp32 run: the last evaluation, the mean final-second reward of the last five and ten
+    evaluations, and the early metrics the bf16 analysis compared (critic at iteration 75, world model at 300)."""
+    table = []
+    for run_dir in sorted((out / "bf16_cartpole_perturbed").glob("*"), key=lambda p: int(p.name)):
+        path = run_dir / "metrics.csv"
+        rows = read_rows(path) if path.is_file() else []
+        evals = [r for r in rows if r.get("eval/return")]
+        if not evals or int(evals[-1]["step"]) < CARTPOLE_ITERATIONS:
+            continue
+        at = {int(r["step"]): r for r in rows}
+        table.append({
+            "actor_lr": PERTURBED_ACTOR_LR, "seed": run_dir.name, "eval_return": evals[-1]["eval/return"],
+            "eval_final_reward": evals[-1]["eval/final_reward"],
+            "mean_final_reward_last5": statistics.mean(float(r["eval/final_reward"]) for r in evals[-5:]),
+            "mean_final_reward_last10": statistics.mean(float(r["eval/final_reward"]) for r in evals[-10:]),
+            "critic_loss_75": at[75]["critic/loss"], "critic_target_mean_75": at[75]["critic/target_mean"],
+            "wm_reward_loss_300": at[300]["wm/reward_loss"], "wm_consistency_loss_300": at[300]["wm/consistency_loss"],
+        })  # fmt: skip
+    return table
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -216,11 +251,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--results", type=Path, default=Path("docs/results/bf16"))
     p.add_argument("--data-dir", default="data/demo")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="world-model seeds (none: no world models)")
     p.add_argument("--cartpole-seeds", type=int, nargs="*", default=[])
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--switch-seeds", type=int, nargs="*", default=[], help="CartPole seeds to run with switches")
     p.add_argument("--switch-at", type=int, default=300, help="the iteration at which the precision switches")
+    p.add_argument("--perturbed-seeds", type=int, nargs="*", default=[], help="CartPole seeds of the fp32 control")
     p.add_argument("--no-run", action="store_true", help="only tabulate existing runs")
     args = p.parse_args()
     if not 0 < args.switch_at < CARTPOLE_ITERATIONS:
@@ -229,7 +265,14 @@ def main() -> None:
         run_world_models(args.out, args.data_dir, args.seeds, args.precision)
         run_cartpole(args.out, args.cartpole_seeds, args.precision)
         run_switches(args.out, args.switch_seeds, args.switch_at)
+        run_perturbed(args.out, args.perturbed_seeds)
     args.results.mkdir(parents=True, exist_ok=True)
+    if (args.out / "bf16_wm").is_dir():
+        world_model_tables(args)
+    cartpole_tables(args)
+
+
+def world_model_tables(args: argparse.Namespace) -> None:
     table = world_model_table(args.out, args.precision)
     write_csv(table, args.results / "wm_loss_curves.csv")
     plot_world_model(table, args.results / "wm_loss_curves.png")
@@ -244,7 +287,10 @@ def main() -> None:
             f"final model {row['run']}, {row['forward']} forward: "
             + ", ".join(f"{k}={row[k]:.5f}" for k in ("consistency_loss", "reward_loss", "value_loss"))
         )
-    cartpole = cartpole_table(args.out)
+
+
+def cartpole_tables(args: argparse.Namespace) -> None:
+    cartpole = cartpole_table(args.out) if (args.out / "bf16_cartpole").is_dir() else []
     if cartpole:
         write_csv(cartpole, args.results / "cartpole_final.csv")
         write_csv(cartpole_curves(args.out), args.results / "cartpole_eval_curves.csv")
@@ -255,6 +301,11 @@ def main() -> None:
         write_csv(switches, args.results / "cartpole_switch.csv")
         for row in switches:
             print(f"cartpole switch {row}")
+    perturbed = perturbed_table(args.out) if (args.out / "bf16_cartpole_perturbed").is_dir() else []
+    if perturbed:
+        write_csv(perturbed, args.results / "cartpole_perturbed.csv")
+        for row in perturbed:
+            print(f"cartpole perturbed fp32 {row}")
 
 
 if __name__ == "__main__":
