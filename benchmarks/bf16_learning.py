@@ -196,6 +196,14 @@ def cartpole_curves(out: Path) -> list[dict]:
     return rows
 
 
+def finished_run_rows(run_dir: Path) -> list[dict[str, str]]:
+    """A CartPole run's metric rows if it reached the recipe's last iteration, else none (unfinished or absent)."""
+    path = run_dir / "metrics.csv"
+    rows = read_rows(path) if path.is_file() else []
+    done = rows and any(int(r["step"]) >= CARTPOLE_ITERATIONS and r.get("eval/return") for r in rows)
+    return rows if done else []
+
+
 def switch_table(out: Path, switch_at: int) -> list[dict]:
     """Per seed with switch runs: the last evaluation and the mean final-second reward of the evaluations after
     ``switch_at``, for fp32 and bf16 throughout and for both switches."""
@@ -204,9 +212,9 @@ def switch_table(out: Path, switch_at: int) -> list[dict]:
     arms.update({p.name: p for p in sorted((out / "bf16_cartpole_switch").glob("*_*"))})
     for seed in sorted({p.name for p in (out / "bf16_cartpole_switch").glob("*/*")}, key=int):
         for arm, root in arms.items():
-            path = root / seed / "metrics.csv"
-            evals = [r for r in read_rows(path) if r.get("eval/return")] if path.is_file() else []
-            if not evals or int(evals[-1]["step"]) < CARTPOLE_ITERATIONS:
+            rows = finished_run_rows(root / seed)
+            evals = [r for r in rows if r.get("eval/return")]
+            if not evals:
                 continue
             after = [float(r["eval/final_reward"]) for r in evals if int(r["step"]) > switch_at]
             table.append({
@@ -222,10 +230,9 @@ def perturbed_table(out: Path) -> list[dict]:
     evaluations, and the early metrics the bf16 analysis compared (critic at iteration 75, world model at 300)."""
     table = []
     for run_dir in sorted((out / "bf16_cartpole_perturbed").glob("*"), key=lambda p: int(p.name)):
-        path = run_dir / "metrics.csv"
-        rows = read_rows(path) if path.is_file() else []
+        rows = finished_run_rows(run_dir)
         evals = [r for r in rows if r.get("eval/return")]
-        if not evals or int(evals[-1]["step"]) < CARTPOLE_ITERATIONS:
+        if not evals:
             continue
         at = {int(r["step"]): r for r in rows}
         table.append({
@@ -233,8 +240,10 @@ def perturbed_table(out: Path) -> list[dict]:
             "eval_final_reward": evals[-1]["eval/final_reward"],
             "mean_final_reward_last5": statistics.mean(float(r["eval/final_reward"]) for r in evals[-5:]),
             "mean_final_reward_last10": statistics.mean(float(r["eval/final_reward"]) for r in evals[-10:]),
-            "critic_loss_75": at[75]["critic/loss"], "critic_target_mean_75": at[75]["critic/target_mean"],
-            "wm_reward_loss_300": at[300]["wm/reward_loss"], "wm_consistency_loss_300": at[300]["wm/consistency_loss"],
+            "critic_loss_75": at.get(75, {}).get("critic/loss", ""),  # empty where a run logged other steps
+            "critic_target_mean_75": at.get(75, {}).get("critic/target_mean", ""),
+            "wm_reward_loss_300": at.get(300, {}).get("wm/reward_loss", ""),
+            "wm_consistency_loss_300": at.get(300, {}).get("wm/consistency_loss", ""),
         })  # fmt: skip
     return table
 
